@@ -14,13 +14,13 @@ namespace keel::internal {
 }
 }  // namespace keel::internal
 
-#define KEEL_CHECK(cond)                                                    \
-  do {                                                                      \
+#define KEEL_CHECK(cond)                                                            \
+  do {                                                                              \
     if (!(cond)) ::keel::internal::CheckFailed(__FILE__, __LINE__, #cond, nullptr); \
   } while (0)
 
-#define KEEL_CHECK_MSG(cond, msg)                                           \
-  do {                                                                      \
+#define KEEL_CHECK_MSG(cond, msg)                                                 \
+  do {                                                                            \
     if (!(cond)) ::keel::internal::CheckFailed(__FILE__, __LINE__, #cond, (msg)); \
   } while (0)
 

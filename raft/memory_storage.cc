@@ -65,9 +65,9 @@ absl::Status MemoryStorage::Append(const std::vector<raftpb::Entry>& entries) {
 
 absl::Status MemoryStorage::ApplySnapshot(const raftpb::Snapshot& snapshot) {
   if (snapshot.metadata().index() < snapshot_.metadata().index()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("snapshot at ", snapshot.metadata().index(), " is older than ",
-                     snapshot_.metadata().index()));
+    return absl::FailedPreconditionError(absl::StrCat("snapshot at ", snapshot.metadata().index(),
+                                                      " is older than ",
+                                                      snapshot_.metadata().index()));
   }
   snapshot_ = snapshot;
   entries_.clear();
@@ -77,8 +77,9 @@ absl::Status MemoryStorage::ApplySnapshot(const raftpb::Snapshot& snapshot) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<raftpb::Snapshot> MemoryStorage::CreateSnapshot(
-    uint64_t index, const raftpb::ConfState& conf_state, std::string data) {
+absl::StatusOr<raftpb::Snapshot> MemoryStorage::CreateSnapshot(uint64_t index,
+                                                               const raftpb::ConfState& conf_state,
+                                                               std::string data) {
   if (index <= snapshot_.metadata().index()) {
     return absl::FailedPreconditionError(
         absl::StrCat("snapshot at ", index, " is not newer than ", snapshot_.metadata().index()));

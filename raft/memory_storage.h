@@ -37,8 +37,9 @@ class MemoryStorage final : public LogStorage {
   [[nodiscard]] absl::Status ApplySnapshot(const raftpb::Snapshot& snapshot);
 
   // Records a snapshot the application took at `index` (<= LastIndex()).
-  [[nodiscard]] absl::StatusOr<raftpb::Snapshot> CreateSnapshot(
-      uint64_t index, const raftpb::ConfState& conf_state, std::string data);
+  [[nodiscard]] absl::StatusOr<raftpb::Snapshot> CreateSnapshot(uint64_t index,
+                                                                const raftpb::ConfState& conf_state,
+                                                                std::string data);
 
   // Discards entries below `compact_index` (which must be <= LastIndex()).
   [[nodiscard]] absl::Status Compact(uint64_t compact_index);

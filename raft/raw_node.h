@@ -57,15 +57,15 @@ struct ReadState {
 //  5. Release `read_states` once applied >= their index.
 //  6. Call Advance().
 struct Ready {
-  std::optional<SoftState> soft_state;     // Set when it changed.
+  std::optional<SoftState> soft_state;          // Set when it changed.
   std::optional<raftpb::HardState> hard_state;  // Set when it changed; persist it.
   std::vector<ReadState> read_states;
-  std::vector<raftpb::Entry> entries;      // New log entries to persist.
-  std::optional<raftpb::Snapshot> snapshot;  // A snapshot received from the leader.
-  std::vector<raftpb::Entry> committed_entries;  // Durable and committed: apply them.
-  std::vector<raftpb::Message> messages;   // Send now (see 1).
+  std::vector<raftpb::Entry> entries;                   // New log entries to persist.
+  std::optional<raftpb::Snapshot> snapshot;             // A snapshot received from the leader.
+  std::vector<raftpb::Entry> committed_entries;         // Durable and committed: apply them.
+  std::vector<raftpb::Message> messages;                // Send now (see 1).
   std::vector<raftpb::Message> messages_after_persist;  // Send after persisting (see 3).
-  bool must_sync = false;  // The persistence in step 2 needs an fsync.
+  bool must_sync = false;                               // The persistence in step 2 needs an fsync.
 };
 
 // Replication progress of one peer, as the leader sees it.
