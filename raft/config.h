@@ -37,7 +37,11 @@ struct Config {
   LogStorage* storage = nullptr;
 
   // Last index the application had applied when it started; committed entries at or
-  // below it are not handed out again. 0 means "replay from the snapshot".
+  // below it are not handed out again. 0 means "replay from the snapshot". Conf changes
+  // reach raft only when handed out (ApplyConfChange), and storage reports membership as
+  // of its snapshot, so pass at most the snapshot index unless storage's ConfState is
+  // current up to `applied`; a state machine that remembers its applied index simply
+  // skips the replayed entries it already has.
   uint64_t applied = 0;
 
   // Upper bound on the bytes of entries in one MsgApp (at least one entry is sent).
