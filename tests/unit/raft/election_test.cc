@@ -305,6 +305,21 @@ INSTANTIATE_TEST_SUITE_P(Section541, VoteUpToDateTest,
                                            UpToDateCase{2, 9, true},    // Same term, longer.
                                            UpToDateCase{3, 1, true}));  // Higher last term.
 
+// The test-only switch that skips the §5.4.1 check turns the first case into a grant:
+// the check above can fail.
+TEST_F(ElectionTest, InjectedVoteWithoutLogCheckIsDetected) {
+  NodeOptions o = PlainOptions();
+  o.unsafe_injected_bugs.vote_without_log_check = true;
+  Network& net = MakeNetwork({1, 2, 3}, o);
+  net.ResetNode(2, {1, 1, 2, 2, 2}, 2, 0, 0);
+  raftpb::Message vote = MakeMessage(raftpb::MSG_VOTE, 1, 2, 3);
+  vote.set_log_term(1);
+  vote.set_index(10);
+  ASSERT_TRUE(net.node(2).Step(vote).ok());
+  EXPECT_EQ(net.status(2).hard_state.vote(), 1u);
+  net.HandleReady(2);
+}
+
 // §5.4.1 end to end: the node with the stale log cannot win, the up-to-date one can.
 TEST_F(ElectionTest, NodeWithStaleLogCannotWinElection) {
   Network& net = MakeNetwork({1, 2, 3}, PlainOptions());

@@ -226,5 +226,103 @@ TEST_F(MembershipTest, AddVoterDirectlyCatchesUpAndCounts) {
   EXPECT_EQ(net.AppliedData(4), (std::vector<std::string>{"a", "b"}));
 }
 
+// The etcd way of bootstrapping (raft/bootstrap.h): the initial voters are committed
+// conf-change entries at indices 1..n. A member added later starts with an empty
+// storage and learns the initial voters by replaying the log.
+TEST_F(MembershipTest, LogBootstrapLetsLateMemberLearnInitialVoters) {
+  NodeOptions o;
+  o.bootstrap_in_log = true;
+  Network& net = MakeNetwork({1, 2, 3}, o);
+  net.Stabilize();  // Apply the bootstrap entries.
+  for (uint64_t id : {1, 2, 3}) {
+    EXPECT_EQ(Voters(net.conf_state(id)), (std::vector<uint64_t>{1, 2, 3})) << "node " << id;
+    EXPECT_EQ(net.applied_index(id), 3u) << "node " << id;
+  }
+  net.ElectLeader(1);
+  EXPECT_EQ(net.StoredLog(1).back().index(), 4u) << "the no-op follows the bootstrap";
+  net.ProposeAndCommit(1, "a");
+  net.AddNode(4);
+  EXPECT_EQ(net.conf_state(4).voters_size(), 0) << "a new member starts knowing nobody";
+  ChangeAndStabilize(net, 1, raftpb::CONF_CHANGE_ADD_LEARNER, 4);
+  EXPECT_EQ(Voters(net.conf_state(4)), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(Learners(net.conf_state(4)), std::vector<uint64_t>{4});
+  EXPECT_EQ(net.AppliedData(4), std::vector<std::string>{"a"});
+  ChangeAndStabilize(net, 1, raftpb::CONF_CHANGE_ADD_NODE, 4);
+  EXPECT_EQ(Voters(net.conf_state(4)), (std::vector<uint64_t>{1, 2, 3, 4}));
+  // Node 4 counts 4 voters, so it cannot win with only its own and node 1's vote.
+  net.Isolate(2);
+  net.Isolate(3);
+  net.Crash(1);
+  ASSERT_TRUE(net.node(4).Campaign().ok());
+  net.Stabilize();
+  EXPECT_NE(net.role(4), Role::kLeader);
+}
+
+// Ongaro's 2015 single-server bug fix ("a leader may not append a new configuration
+// entry until it has committed an entry from its current term"), as raft/design.md
+// states it: a new leader cannot propose a change before its no-op has committed.
+TEST_F(MembershipTest, NewLeaderRefusesConfChangeUntilItsNoOpCommits) {
+  Network& net = MakeNetwork({1, 2, 3});
+  net.ElectLeader(1);
+  net.DropType(raftpb::MSG_APP_RESP);
+  net.node(1).TransferLeader(2);
+  net.Stabilize();
+  ASSERT_EQ(net.role(2), Role::kLeader);
+  ASSERT_LT(net.commit(2), net.status(2).last_index) << "the no-op must still be uncommitted";
+  net.AddNode(4);
+  absl::Status st =
+      net.node(2).ProposeConfChange(MakeConfChange(raftpb::CONF_CHANGE_ADD_LEARNER, 4));
+  EXPECT_TRUE(absl::IsFailedPrecondition(st)) << st;
+  net.Heal();
+  net.Tick(2);
+  net.Stabilize();
+  st = net.node(2).ProposeConfChange(MakeConfChange(raftpb::CONF_CHANGE_ADD_LEARNER, 4));
+  EXPECT_TRUE(st.ok()) << st;
+  net.Stabilize();
+}
+
+// A member added after the log was compacted learns the membership from the snapshot.
+TEST_F(MembershipTest, LateMemberLearnsMembershipFromSnapshot) {
+  NodeOptions o;
+  o.bootstrap_in_log = true;
+  Network& net = MakeNetwork({1, 2, 3}, o);
+  net.Stabilize();
+  net.ElectLeader(1);
+  // Node 4 becomes a member before its process exists.
+  ChangeAndStabilize(net, 1, raftpb::CONF_CHANGE_ADD_LEARNER, 4);
+  net.ProposeAndCommit(1, "a");
+  net.ProposeAndCommit(1, "b");
+  const uint64_t applied = net.applied_index(1);
+  ASSERT_TRUE(net.storage(1).CreateSnapshot(applied, net.conf_state(1), "s").ok());
+  ASSERT_TRUE(net.storage(1).Compact(applied).ok());
+  net.AddNode(4);  // Empty storage, knows no members.
+  for (int i = 0; i < 5 && net.applied_index(4) < applied; ++i) {
+    net.Tick(1);
+    net.Stabilize();
+  }
+  EXPECT_EQ(net.applied_index(4), applied);
+  EXPECT_EQ(Voters(net.conf_state(4)), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(Learners(net.conf_state(4)), std::vector<uint64_t>{4});
+  net.ProposeAndCommit(1, "c");
+  EXPECT_EQ(net.AppliedData(4), std::vector<std::string>{"c"});
+}
+
+// Check-quorum counts voters only: a leader that hears only from a learner steps down.
+TEST_F(MembershipTest, LearnerDoesNotCountForCheckQuorum) {
+  NodeOptions o;
+  Network& net = MakeNetwork({1, 2, 3}, o);
+  net.ElectLeader(1);
+  net.AddNode(4);
+  ChangeAndStabilize(net, 1, raftpb::CONF_CHANGE_ADD_LEARNER, 4);
+  net.Isolate(2);
+  net.Isolate(3);
+  for (int i = 0; i < 2 * o.election_tick; ++i) {
+    net.Tick(1);
+    net.Tick(4);
+    net.Stabilize();
+  }
+  EXPECT_NE(net.role(1), Role::kLeader);
+}
+
 }  // namespace
 }  // namespace keel::raft::testing

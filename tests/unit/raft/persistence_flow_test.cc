@@ -164,6 +164,31 @@ TEST_F(PersistenceTest, FollowerMajorityCommitsWithoutLeaderDurability) {
   EXPECT_EQ(net.AppliedData(1), std::vector<std::string>{"x"});
 }
 
+// The test-only bug switches break exactly the rules above; these show the checks
+// above see the difference (a test that cannot fail proves nothing).
+TEST_F(PersistenceTest, InjectedSendBeforePersistIsDetected) {
+  NodeOptions o = PlainOptions();
+  o.unsafe_injected_bugs.send_before_persist = true;
+  Network& net = MakeNetwork({1, 2, 3}, o);
+  ASSERT_TRUE(net.node(2).Step(MakeMessage(raftpb::MSG_VOTE, 1, 2, 1)).ok());
+  Ready rd = net.node(2).GetReady();
+  EXPECT_EQ(OfType(rd.messages, raftpb::MSG_VOTE_RESP).size(), 1u)
+      << "with the bug, the vote goes out before the hard state is durable";
+  net.Persist(2, rd);
+  net.node(2).Advance();
+}
+
+TEST_F(PersistenceTest, InjectedLeaderCountsUnpersistedSelfIsDetected) {
+  NodeOptions o = PlainOptions();
+  o.unsafe_injected_bugs.leader_counts_unpersisted_self = true;
+  Network& net = MakeNetwork({1}, o);
+  net.ElectLeader(1);
+  ASSERT_TRUE(net.node(1).Propose("x").ok());
+  const uint64_t index = net.status(1).last_index;
+  EXPECT_EQ(net.commit(1), index) << "with the bug, the leader commits before its write";
+  net.Stabilize();
+}
+
 // A node restarted from storage keeps what it persisted: term, vote and log.
 TEST_F(PersistenceTest, RestartRecoversHardStateAndLog) {
   Network& net = MakeNetwork({1, 2, 3}, PlainOptions());
@@ -308,6 +333,34 @@ TEST_F(FlowControlTest, EntriesPerMessageBoundedBySize) {
         << es.size() << " entries, " << EntriesSize(es) << " bytes";
   }
   EXPECT_GE(batched, 2u) << "a lagging follower's catch-up is batched";
+}
+
+// max_committed_size_per_ready_bytes bounds the committed entries of one Ready (at
+// least one entry), so a node far behind applies in bounded batches.
+TEST_F(FlowControlTest, CommittedEntriesPerReadyBoundedBySize) {
+  NodeOptions o = PlainOptions();
+  o.max_committed_size_per_ready_bytes = 350;
+  Network& net = MakeNetwork({1, 2, 3}, o);
+  net.ElectLeader(1);
+  net.Isolate(3);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(net.node(1).Propose(std::string(100, 'a' + i)).ok());
+  net.Stabilize();
+  net.Heal();
+  size_t readies_with_entries = 0;
+  net.set_on_ready([&](uint64_t id, const Ready& rd) {
+    if (id != 3 || rd.committed_entries.empty()) return;
+    ++readies_with_entries;
+    EXPECT_TRUE(rd.committed_entries.size() == 1 ||
+                EntriesSize(rd.committed_entries) <= o.max_committed_size_per_ready_bytes)
+        << rd.committed_entries.size() << " entries, " << EntriesSize(rd.committed_entries);
+  });
+  for (int i = 0; i < 5 && net.AppliedData(3).size() < 20; ++i) {
+    net.Tick(1);
+    net.Stabilize();
+  }
+  EXPECT_EQ(net.AppliedData(3).size(), 20u);
+  EXPECT_GE(readies_with_entries, 7u) << "20 x ~105 bytes in batches of at most 350 bytes";
+  net.set_on_ready(nullptr);
 }
 
 // An entry bigger than the limit still goes out (alone).

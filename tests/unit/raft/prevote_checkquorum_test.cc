@@ -144,6 +144,15 @@ TEST_F(CheckQuorumTest, IsolatedLeaderStepsDownAfterElectionTimeout) {
   EXPECT_EQ(net.status(1).soft_state.leader_id, 0u);
 }
 
+// A single-node cluster is its own quorum: its leader never steps down.
+TEST_F(CheckQuorumTest, SingleNodeLeaderNeverStepsDown) {
+  NodeOptions o;
+  Network& net = MakeNetwork({1}, o);
+  net.ElectLeader(1);
+  net.TickAndStabilize(10 * o.election_tick);
+  EXPECT_EQ(net.role(1), Role::kLeader);
+}
+
 // A leader in contact with a quorum stays, even with a minority unreachable.
 TEST_F(CheckQuorumTest, LeaderWithQuorumStays) {
   NodeOptions o;

@@ -126,5 +126,23 @@ TEST_F(ProposalTest, StepRejectsForeignGroupAndLocalMessages) {
   EXPECT_EQ(net.term(1), 0u);
 }
 
+// Answers from a node that is not a member (removed, or never added) are ignored; so
+// are transport reports about it.
+TEST_F(ProposalTest, LeaderIgnoresMessagesAboutUnknownPeers) {
+  Network& net = MakeNetwork({1, 2, 3});
+  net.ElectLeader(1);
+  const uint64_t term = net.term(1);
+  raftpb::Message ack = MakeMessage(raftpb::MSG_APP_RESP, 9, 1, term);
+  ack.set_index(100);
+  EXPECT_TRUE(net.node(1).Step(ack).ok());
+  raftpb::Message hb = MakeMessage(raftpb::MSG_HEARTBEAT_RESP, 9, 1, term);
+  EXPECT_TRUE(net.node(1).Step(hb).ok());
+  net.node(1).ReportUnreachable(9);
+  net.node(1).ReportSnapshot(9, false);
+  EXPECT_EQ(net.status(1).progress.count(9), 0u);
+  EXPECT_EQ(net.role(1), Role::kLeader);
+  net.ProposeAndCommit(1, "x");
+}
+
 }  // namespace
 }  // namespace keel::raft::testing

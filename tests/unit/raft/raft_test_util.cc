@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "raft/bootstrap.h"
 
 namespace keel::raft::testing {
 
@@ -65,8 +66,12 @@ Network::Network(std::vector<uint64_t> ids, NodeOptions options) : options_(opti
   for (uint64_t id : ids) {
     NodeState& n = nodes_[id];
     n.storage = std::make_unique<MemoryStorage>();
-    n.storage->SetConfState(initial_conf_);
-    n.conf_state = initial_conf_;
+    if (options_.bootstrap_in_log) {
+      absl::Status st = Bootstrap(n.storage.get(), ids);
+      KEEL_CHECK_MSG(st.ok(), st.ToString().c_str());
+    } else {
+      n.storage->SetConfState(initial_conf_);
+    }
     CreateRawNode(id);
   }
 }
@@ -224,6 +229,7 @@ void Network::Apply(uint64_t id, const Ready& rd) {
 bool Network::HandleReady(uint64_t id) {
   if (!alive(id) || !node(id).HasReady()) return false;
   Ready rd = node(id).GetReady();
+  if (on_ready_) on_ready_(id, rd);
   // The persistence contract: anything promising durable state waits for step 2.
   for (const auto& m : rd.messages) {
     EXPECT_NE(m.type(), raftpb::MSG_APP_RESP) << "ack sent before persisting: " << id;
@@ -353,6 +359,7 @@ void Network::Restart(uint64_t id) {
 
 void Network::ResetNode(uint64_t id, const std::vector<uint64_t>& terms, uint64_t term,
                         uint64_t vote, uint64_t commit) {
+  KEEL_CHECK_MSG(!options_.bootstrap_in_log, "ResetNode builds logs from index 1");
   NodeState& n = nodes_[id];
   n.raw.reset();
   n.read_states.clear();
@@ -372,7 +379,7 @@ void Network::AddNode(uint64_t id) {
   KEEL_CHECK(nodes_.count(id) == 0);
   NodeState& n = nodes_[id];
   n.storage = std::make_unique<MemoryStorage>();
-  n.storage->SetConfState(initial_conf_);
+  if (!options_.bootstrap_in_log) n.storage->SetConfState(initial_conf_);
   CreateRawNode(id);
 }
 

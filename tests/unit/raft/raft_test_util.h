@@ -49,6 +49,11 @@ struct NodeOptions {
   uint64_t max_uncommitted_entries_bytes = 0;
   // Node `id` gets random_seed = seed_base * 1000 + id.
   uint64_t seed_base = 1;
+  // false: each storage starts with SetConfState(voters = ids) (membership in the
+  // snapshot metadata, log empty). true: the etcd way of raft/bootstrap.h (one committed
+  // ENTRY_CONF_CHANGE per voter at indices 1..n, term 1); a node added later then
+  // starts from an empty storage and learns the membership from the log.
+  bool bootstrap_in_log = false;
   UnsafeInjectedBugs unsafe_injected_bugs;
 };
 
@@ -130,13 +135,16 @@ class Network {
   // and the given hard state, then restarts it. For building Figure-7/8 style logs.
   void ResetNode(uint64_t id, const std::vector<uint64_t>& terms, uint64_t term, uint64_t vote,
                  uint64_t commit);
-  // Adds a fresh node (empty log, membership bootstrapped as the initial voters); it
-  // becomes a member once a conf change adding it is applied.
+  // Adds a fresh node (empty log; membership bootstrapped as the initial voters, or
+  // empty with bootstrap_in_log); it becomes a member once a conf change adding it is
+  // applied.
   void AddNode(uint64_t id);
 
   // Whether a dropped MsgSnap / a delivered MsgSnap is reported to the sender with
   // ReportSnapshot(to, false / true), as a transport would. Default true.
   void set_auto_report_snapshot(bool v) { auto_report_snapshot_ = v; }
+  // Called with every Ready HandleReady takes, before it is carried out.
+  void set_on_ready(std::function<void(uint64_t, const Ready&)> fn) { on_ready_ = std::move(fn); }
   // Called after every Step the network delivers (after the recipient stepped it).
   void set_after_step(std::function<void(const raftpb::Message&)> fn) {
     after_step_ = std::move(fn);
@@ -192,6 +200,7 @@ class Network {
   std::vector<std::function<bool(const raftpb::Message&)>> drop_rules_;
   bool auto_report_snapshot_ = true;
   std::function<void(const raftpb::Message&)> after_step_;
+  std::function<void(uint64_t, const Ready&)> on_ready_;
 
   // Invariant bookkeeping.
   std::map<uint64_t, uint64_t> leader_of_term_;

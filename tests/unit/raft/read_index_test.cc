@@ -50,6 +50,24 @@ TEST_F(ReadIndexTest, ReadIndexNeedsOnlyAQuorumOfHeartbeats) {
   EXPECT_EQ(net.read_states(1)[0].index, commit);
 }
 
+// Only voters confirm leadership: a learner's heartbeat answer is not a quorum.
+TEST_F(ReadIndexTest, LearnerHeartbeatAnswersDoNotConfirmRead) {
+  Network& net = MakeNetwork({1, 2, 3});
+  net.ElectLeader(1);
+  net.AddNode(4);
+  ASSERT_TRUE(
+      net.node(1).ProposeConfChange(MakeConfChange(raftpb::CONF_CHANGE_ADD_LEARNER, 4)).ok());
+  net.Stabilize();
+  ASSERT_EQ(net.conf_state(1).learners_size(), 1);
+  net.Isolate(2);
+  net.Isolate(3);
+  net.ClearSent();
+  net.node(1).ReadIndex("r");
+  net.Stabilize();
+  EXPECT_GE(net.CountSent(raftpb::MSG_HEARTBEAT_RESP, 4, 1), 1u) << "the learner did answer";
+  EXPECT_TRUE(net.read_states(1).empty());
+}
+
 // All requests made before the next Ready share ONE heartbeat round.
 TEST_F(ReadIndexTest, ReadsBeforeNextReadyShareOneHeartbeatRound) {
   Network& net = MakeNetwork({1, 2, 3, 4, 5});

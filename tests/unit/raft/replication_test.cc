@@ -270,5 +270,50 @@ TEST_F(ReplicationTest, LeaderCommitsWithMajorityWhileMinorityIsDown) {
   EXPECT_EQ(net.AppliedData(1), std::vector<std::string>{"x"}) << "2 of 5 is not a majority";
 }
 
+// A heartbeat must not make a follower commit entries the leader has not matched: the
+// follower's divergent tail from an old term would otherwise be applied (the leader
+// sends min(match, commit), never its bare commit index).
+TEST_F(ReplicationTest, HeartbeatDoesNotCommitUnmatchedFollowerEntries) {
+  Network& net = MakeNetwork({1, 2, 3}, PlainOptions());
+  net.ResetNode(1, {1, 3, 3, 3, 3}, 3, 0, 1);
+  net.ResetNode(2, {1, 3, 3, 3, 3}, 3, 0, 1);
+  net.ResetNode(3, {1, 2, 2, 2, 2}, 3, 0, 1);
+  // Node 3 never gets an append, only heartbeats.
+  net.DropIf([](const raftpb::Message& m) { return m.type() == raftpb::MSG_APP && m.to() == 3; });
+  net.ElectLeader(1);
+  ASSERT_EQ(net.commit(1), 6u);
+  for (int i = 0; i < 3; ++i) {
+    net.Tick(1);
+    net.Stabilize();
+  }
+  EXPECT_EQ(net.commit(3), 1u) << "node 3 committed entries of its divergent tail";
+  EXPECT_EQ(net.applied_index(3), 1u);
+  net.Heal();
+  net.Tick(1);
+  net.Stabilize();
+  EXPECT_EQ(net.commit(3), 6u);
+}
+
+// An append rejection that arrives late (the follower has since matched more) must not
+// move the leader's view of the follower backwards.
+TEST_F(ReplicationTest, StaleAppendRejectionIsIgnored) {
+  Network& net = MakeNetwork({1, 2, 3}, PlainOptions());
+  net.ElectLeader(1);
+  for (int i = 0; i < 5; ++i) net.ProposeAndCommit(1, "p" + std::to_string(i));
+  Status before = net.status(1);
+  const uint64_t match = before.progress[2].match;
+  raftpb::Message rej = MakeMessage(raftpb::MSG_APP_RESP, 2, 1, net.term(1));
+  rej.set_reject(true);
+  rej.set_index(2);
+  rej.set_reject_hint(1);
+  ASSERT_TRUE(net.node(1).Step(rej).ok());
+  Status after = net.status(1);
+  EXPECT_EQ(after.progress[2].match, match);
+  EXPECT_EQ(std::string(after.progress[2].state), "replicate");
+  EXPECT_GE(after.progress[2].next, match + 1);
+  net.Stabilize();
+  net.ProposeAndCommit(1, "q");
+}
+
 }  // namespace
 }  // namespace keel::raft::testing
