@@ -1,0 +1,45 @@
+// Internals shared by the kv_store*.cc files: meta keys and a read snapshot helper.
+// Not part of KvStore's API.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "rocksdb/db.h"
+#include "storage/mvcc_view.h"
+
+namespace keel::storage::kv_internal {
+
+inline constexpr char kMetaApplied[] = "m/applied";
+inline constexpr char kMetaRevision[] = "m/revision";
+inline constexpr char kMetaCompact[] = "m/compact";
+inline constexpr char kMetaCompactDone[] = "m/compact_done";
+inline constexpr char kMetaMaxLease[] = "m/max_lease";
+inline constexpr char kSessionPrefix[] = "s/";
+inline constexpr char kExpiryPrefix[] = "e/";
+
+// A RocksDB snapshot and a view on it, released on destruction.
+class ReadSnapshot {
+ public:
+  ReadSnapshot(rocksdb::DB* db, const mvcc::CfHandles& cfs)
+      : db_(db), snapshot_(db->GetSnapshot()), view_(db, cfs, snapshot_) {}
+  ~ReadSnapshot() { db_->ReleaseSnapshot(snapshot_); }
+  ReadSnapshot(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+
+  mvcc::SnapshotView& view() { return view_; }
+  // (revision, compact revision) as of the snapshot.
+  [[nodiscard]] absl::StatusOr<std::pair<int64_t, int64_t>> Revisions();
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+  mvcc::SnapshotView view_;
+};
+
+// The applied index stored in the (closed) RocksDB at db_dir, opened read-only.
+[[nodiscard]] absl::StatusOr<uint64_t> ReadAppliedIndex(const std::string& db_dir);
+
+}  // namespace keel::storage::kv_internal
