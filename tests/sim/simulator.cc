@@ -48,8 +48,10 @@ void Simulator::DrawProfile() {
   if (options_.fault_steps == 0) options_.fault_steps = rng_.Range(300, 700);
 
   base_config_.group_id = 1;
-  base_config_.election_tick = PickOne<int>(rng_, {5, 10});
-  base_config_.heartbeat_tick = base_config_.election_tick == 10 ? PickOne<int>(rng_, {1, 2}) : 1;
+  // Election timeouts stay well above the calm phase's round trip (about 6 ticks, see
+  // RunLiveness), as Raft's timing requirement asks; the fault phase may exceed it.
+  base_config_.election_tick = PickOne<int>(rng_, {8, 10, 12});
+  base_config_.heartbeat_tick = PickOne<int>(rng_, {1, 2});
   base_config_.pre_vote = rng_.Chance(0.7);
   base_config_.check_quorum = rng_.Chance(0.7);
   // One entry per MsgApp makes followers acknowledge old-term entries on their own,
@@ -162,7 +164,9 @@ absl::Status Simulator::Step(bool faults_on) {
   RETURN_IF_ERROR(Deliver());
   TickNodes(faults_on);
   if (faults_on) RETURN_IF_ERROR(InjectFaults());
-  if (rng_.Chance(profile_.propose_per_step)) {
+  // Background writes stop with the faults, so that the liveness bound measures the
+  // cluster draining its backlog, not a load it may be too slow for.
+  if (faults_on && rng_.Chance(profile_.propose_per_step)) {
     ClientPropose(absl::StrCat("v", next_payload_++), rng_.Chance(0.7));
   }
   if (rng_.Chance(profile_.read_per_step)) ClientRead();
@@ -264,6 +268,8 @@ absl::Status Simulator::RunLiveness() {
   // Faults stop: heal, restart everyone, make the network and disks reliable.
   network_.Heal();
   network_.set_faults(NetworkFaults{0, 0, 2});
+  profile_.node.disk_latency_ticks_max =
+      std::min<uint64_t>(profile_.node.disk_latency_ticks_max, 1);
   profile_.node.crash_after_send = 0;
   profile_.node.crash_after_persist = 0;
   if (options_.verbose) Trace("faults stop; network healed; all nodes restart");
@@ -286,7 +292,18 @@ absl::Status Simulator::RunLiveness() {
   std::vector<std::string> payloads;
   for (int i = 0; i < 3; ++i) payloads.push_back(absl::StrCat("live", i));
   for (const std::string& p : payloads) ClientPropose(p, true);
-  const uint64_t commit_bound_ticks = 50 * election_tick;
+  // The new proposals queue behind the leader's uncommitted backlog. With one entry per
+  // MsgApp the leader moves max_inflight_msgs entries per round trip (at most 2 network
+  // delays plus 2 disk writes plus a tick each way).
+  const uint64_t backlog_entries =
+      leader->raw()->GetStatus().last_index - checker_.committed_index();
+  const uint64_t round_trip_ticks =
+      2 * (network_.faults().delay_ticks_max + profile_.node.disk_latency_ticks_max + 1);
+  const uint64_t drain_ticks =
+      base_config_.max_size_per_msg_bytes == 1
+          ? backlog_entries * round_trip_ticks / base_config_.max_inflight_msgs + 1
+          : 0;
+  const uint64_t commit_bound_ticks = 50 * election_tick + drain_ticks;
   const uint64_t commit_deadline = now_ + commit_bound_ticks;
   const uint64_t retry_every_ticks = 5 * election_tick;
   for (uint64_t waited = 0;; ++waited) {
