@@ -164,6 +164,59 @@ TEST_F(PersistenceTest, FollowerMajorityCommitsWithoutLeaderDurability) {
   EXPECT_EQ(net.AppliedData(1), std::vector<std::string>{"x"});
 }
 
+// Entries handed out in a Ready are replaced (a new leader overwrites them) before the
+// caller calls Advance: Advance acknowledges what the Ready carried, not what the log
+// holds now, so the replacements come out in the next Ready and get persisted too.
+TEST_F(PersistenceTest, EntriesReplacedWhileReadyInFlightArePersistedAgain) {
+  Network& net = MakeNetwork({1, 2, 3}, PlainOptions());
+  raftpb::Message a = MakeMessage(raftpb::MSG_APP, 1, 3, 2);
+  *a.add_entries() = MakeEntries(1, {2})[0];
+  ASSERT_TRUE(net.node(3).Step(a).ok());
+  Ready rd1 = net.node(3).GetReady();
+  ASSERT_EQ(rd1.entries.size(), 1u);
+  ASSERT_EQ(rd1.entries[0].term(), 2u);
+  // While rd1 is being written, the leader of term 3 overwrites index 1.
+  raftpb::Message b = MakeMessage(raftpb::MSG_APP, 2, 3, 3);
+  *b.add_entries() = MakeEntries(1, {3})[0];
+  ASSERT_TRUE(net.node(3).Step(b).ok());
+  net.Persist(3, rd1);
+  net.node(3).Advance();
+  ASSERT_TRUE(net.node(3).HasReady()) << "the term-3 entry was never handed out";
+  Ready rd2 = net.node(3).GetReady();
+  ASSERT_EQ(rd2.entries.size(), 1u);
+  EXPECT_EQ(rd2.entries[0].term(), 3u);
+  auto acks = OfType(rd2.messages_after_persist, raftpb::MSG_APP_RESP);
+  ASSERT_EQ(acks.size(), 1u) << "the ack to the term-3 leader waits for this Ready";
+  EXPECT_EQ(acks[0].to(), 2u);
+  net.Persist(3, rd2);
+  net.node(3).Advance();
+  auto t = net.storage(3).Term(1);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(*t, 3u);
+}
+
+// A leader that crashes before its write is durable loses only that write; its
+// followers' durable copies keep the entry, and a new leader commits it.
+TEST_F(PersistenceTest, LeaderCrashBeforePersistLosesOnlyItsOwnUnpersistedCopy) {
+  Network& net = MakeNetwork({1, 2, 3}, PlainOptions());
+  net.ElectLeader(1);
+  ASSERT_TRUE(net.node(1).Propose("x").ok());
+  Ready rd = net.node(1).GetReady();
+  ASSERT_EQ(rd.entries.size(), 1u);
+  const uint64_t index = rd.entries[0].index();
+  net.Send(1, rd.messages);  // Appends go out in parallel with the (lost) write.
+  net.Crash(1);
+  net.Stabilize();
+  EXPECT_LT(net.storage(1).LastIndex(), index);
+  net.Restart(1);
+  EXPECT_LT(net.status(1).last_index, index);
+  net.ElectLeader(2);
+  net.Stabilize();
+  for (uint64_t id : {1, 2, 3}) {
+    EXPECT_EQ(net.AppliedData(id), std::vector<std::string>{"x"}) << "node " << id;
+  }
+}
+
 // The test-only bug switches break exactly the rules above; these show the checks
 // above see the difference (a test that cannot fail proves nothing).
 TEST_F(PersistenceTest, InjectedSendBeforePersistIsDetected) {
