@@ -163,6 +163,23 @@ TEST_F(CheckQuorumTest, LeaderWithQuorumStays) {
   EXPECT_EQ(net.role(1), Role::kLeader);
 }
 
+// A leader that can send but not receive (one-way partition) steps down; the others
+// elect a leader among themselves and keep a stable term, undisturbed by the cut-off
+// node's pre-votes.
+TEST_F(CheckQuorumTest, OneWayPartitionedLeaderStepsDownAndClusterRecovers) {
+  NodeOptions o;
+  Network& net = MakeNetwork({1, 2, 3}, o);
+  net.ElectLeader(1);
+  const uint64_t term = net.term(1);
+  net.DropIf([](const raftpb::Message& m) { return m.to() == 1; });
+  for (int i = 0; i < 10 * o.election_tick; ++i) net.TickAndStabilize(1);
+  EXPECT_NE(net.role(1), Role::kLeader);
+  const uint64_t leader = net.Leader();
+  ASSERT_TRUE(leader == 2 || leader == 3) << "leader " << leader;
+  EXPECT_LE(net.term(leader), term + 2) << "repeated elections";
+  net.ProposeAndCommit(leader, "x");
+}
+
 // Without check-quorum the isolated leader would stay leader: the contrast case.
 TEST_F(CheckQuorumTest, WithoutCheckQuorumIsolatedLeaderStays) {
   NodeOptions o;

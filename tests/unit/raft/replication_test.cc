@@ -294,6 +294,27 @@ TEST_F(ReplicationTest, HeartbeatDoesNotCommitUnmatchedFollowerEntries) {
   EXPECT_EQ(net.commit(3), 6u);
 }
 
+// §5.3 / Figure 7: a deposed leader's uncommitted entries are overwritten by the new
+// leader's log once the partition heals; nothing they held is ever applied.
+TEST_F(ReplicationTest, DeposedLeaderUncommittedEntriesAreOverwritten) {
+  Network& net = MakeNetwork({1, 2, 3, 4, 5}, PlainOptions());
+  net.ElectLeader(1);
+  net.ProposeAndCommit(1, "a");
+  net.Isolate(1);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(net.node(1).Propose("lost" + std::to_string(i)).ok());
+  net.Stabilize();
+  net.ElectLeader(2);
+  net.ProposeAndCommit(2, "won");
+  net.Heal();
+  net.Tick(2);
+  net.Stabilize();
+  EXPECT_EQ(net.role(1), Role::kFollower);
+  for (uint64_t id : {1, 2, 3, 4, 5}) {
+    EXPECT_EQ(net.AppliedData(id), (std::vector<std::string>{"a", "won"})) << "node " << id;
+    EXPECT_EQ(net.storage(id).LastIndex(), net.storage(2).LastIndex()) << "node " << id;
+  }
+}
+
 // An append rejection that arrives late (the follower has since matched more) must not
 // move the leader's view of the follower backwards.
 TEST_F(ReplicationTest, StaleAppendRejectionIsIgnored) {

@@ -143,6 +143,24 @@ TEST_F(TransferTest, TransferToLearnerIsIgnored) {
   net.Stabilize();
 }
 
+// A learner that receives MsgTimeoutNow anyway (e.g. from a buggy or stale leader) does
+// not campaign.
+TEST_F(TransferTest, LearnerIgnoresTimeoutNow) {
+  Network& net = MakeNetwork({1, 2, 3});
+  net.ElectLeader(1);
+  net.AddNode(4);
+  ASSERT_TRUE(
+      net.node(1).ProposeConfChange(MakeConfChange(raftpb::CONF_CHANGE_ADD_LEARNER, 4)).ok());
+  net.Stabilize();
+  ASSERT_EQ(net.conf_state(4).learners_size(), 1);
+  net.ClearSent();
+  ASSERT_TRUE(net.node(4).Step(MakeMessage(raftpb::MSG_TIMEOUT_NOW, 1, 4, net.term(1))).ok());
+  net.Stabilize();
+  EXPECT_EQ(net.role(4), Role::kFollower);
+  EXPECT_EQ(net.CountSent(raftpb::MSG_VOTE, 4), 0u);
+  EXPECT_EQ(net.Leader(), 1u);
+}
+
 TEST_F(TransferTest, TransferToUnknownNodeIsIgnored) {
   Network& net = MakeNetwork({1, 2, 3});
   net.ElectLeader(1);
