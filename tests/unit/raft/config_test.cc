@@ -138,5 +138,22 @@ TEST_F(ConfigTest, SameSeedSameBehaviour) {
   EXPECT_EQ(run(1234), run(1234));
 }
 
+// The Ready/Advance protocol is a programmer contract: breaking it is a CHECK failure,
+// not something to limp on from.
+TEST_F(ConfigTest, GetReadyTwiceWithoutAdvanceDies) {
+  auto node = RawNode::Create(Valid());
+  ASSERT_TRUE(node.ok());
+  ASSERT_TRUE((*node)->Campaign().ok());
+  ASSERT_TRUE((*node)->HasReady());
+  Ready rd = (*node)->GetReady();
+  EXPECT_DEATH((void)(*node)->GetReady(), "Advance");
+}
+
+TEST_F(ConfigTest, AdvanceWithoutReadyDies) {
+  auto node = RawNode::Create(Valid());
+  ASSERT_TRUE(node.ok());
+  EXPECT_DEATH((*node)->Advance(), "Ready");
+}
+
 }  // namespace
 }  // namespace keel::raft::testing
