@@ -20,6 +20,17 @@ constexpr uint64_t kOrphanTicks = 300;
 absl::Status Simulator::InjectFaults() {
   RETURN_IF_ERROR(RestartDueNodes(/*all=*/false));
   if (rng_.Chance(profile_.crash_per_step)) CrashRandomNode();
+  for (SimNode* node : UpNodes()) {
+    if (node->crash_at_tick != 0 && node->crash_at_tick <= now_) {
+      node->Crash();
+      node->crash_at_tick = 0;
+      node->down_until_tick = now_ + rng_.Range(1, profile_.down_ticks_max);
+      ++stats_.crashes;
+      if (options_.verbose) {
+        Trace(absl::StrCat("new leader ", node->id(), " CRASHES until t=", node->down_until_tick));
+      }
+    }
+  }
   if (network_.partitioned() && now_ >= partition_until_) {
     network_.Heal();
     if (options_.verbose) Trace("partition heals");
@@ -49,6 +60,37 @@ void Simulator::CrashRandomNode() {
   ++stats_.crashes;
   if (options_.verbose) {
     Trace(absl::StrCat("node ", victim->id(), " CRASHES until t=", victim->down_until_tick));
+  }
+}
+
+void Simulator::ScheduleNewLeaderCrashes() {
+  for (SimNode* node : UpNodes()) {
+    const bool applied_more = node->state().applied_index > node->applied_seen;
+    node->applied_seen = node->state().applied_index;
+    if (node->role() == raft::Role::kLeader && applied_more && node->crash_at_tick == 0 &&
+        !network_.partitioned() && rng_.Chance(profile_.cut_leader_after_commit)) {
+      network_.SetGroups({{node->id(), 1}}, {});
+      node->crash_at_tick = now_ + rng_.Range(1, 3);
+      partition_until_ = node->crash_at_tick + rng_.Range(0, 3);
+      if (options_.verbose) {
+        Trace(absl::StrCat("leader ", node->id(), " cut off after applying ", node->applied_seen,
+                           "; crashes at t=", node->crash_at_tick));
+      }
+    }
+    if (node->role() != raft::Role::kLeader || node->leader_term_handled == node->term()) continue;
+    node->leader_term_handled = node->term();
+    if (!rng_.Chance(profile_.crash_new_leader)) continue;
+    node->crash_at_tick = now_ + rng_.Range(1, 4);
+    // Often cut it off first, so that what it just wrote (its no-op, new proposals)
+    // stays on its own disk only: old-term entries that later leaders must handle.
+    if (!network_.partitioned() && rng_.Chance(0.5)) {
+      network_.SetGroups({{node->id(), 1}}, {});
+      partition_until_ = node->crash_at_tick + rng_.Range(0, 3);
+    }
+    if (options_.verbose) {
+      Trace(absl::StrCat("new leader ", node->id(), " will crash at t=", node->crash_at_tick,
+                         network_.partitioned() ? "; " + network_.DescribePartition() : ""));
+    }
   }
 }
 
@@ -103,8 +145,8 @@ absl::Status Simulator::ChangeMembership() {
   enum Kind { kAddLearner, kPromote, kRemove };
   std::vector<Kind> kinds;
   if (present < kMaxNodes) kinds.push_back(kAddLearner);
-  if (!promotable.empty()) kinds.push_back(kPromote);
-  if (!removable.empty()) kinds.push_back(kRemove);
+  if (!promotable.empty() && !profile_.learners_only) kinds.push_back(kPromote);
+  if (!removable.empty() && !profile_.learners_only) kinds.push_back(kRemove);
   if (kinds.empty()) return absl::OkStatus();
 
   raftpb::ConfChange change;

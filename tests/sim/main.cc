@@ -132,6 +132,19 @@ int main(int argc, char** argv) {
           static_cast<unsigned long long>(result.stats.reads_started),
           static_cast<unsigned long long>(result.stats.snapshots_sent), result.profile.c_str());
     }
+    if (!result.ok && expect_violation) {
+      // Count a violation only if the same seed passes without the injected bug, so that
+      // an unrelated core problem cannot make a bug test pass.
+      keel::sim::SimOptions clean = options;
+      clean.bugs = keel::raft::UnsafeInjectedBugs{};
+      clean.verbose = false;
+      keel::sim::SimResult clean_result = keel::sim::RunSimulation(clean);
+      if (!clean_result.ok) {
+        std::printf("seed %llu fails without the bug too (not counted): %s\n",
+                    static_cast<unsigned long long>(seed), clean_result.failure.c_str());
+        continue;
+      }
+    }
     if (!result.ok) {
       std::printf("seed %llu FAILED at step %llu: %s\nreplay: keel-sim --seed %llu%s --verbose\n",
                   static_cast<unsigned long long>(seed),

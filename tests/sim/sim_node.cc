@@ -75,6 +75,7 @@ absl::Status SimNode::Start(raft::Config config, NodeEnv& env) {
 
 void SimNode::Crash() {
   raw_.reset();
+  crash_at_tick = 0;
   in_flight_.reset();
   pending_reads_.clear();
   role_ = raft::Role::kFollower;

@@ -91,6 +91,9 @@ class SimNode {
 
   // Simulator bookkeeping.
   uint64_t down_until_tick = 0;
+  uint64_t crash_at_tick = 0;        // A scheduled crash (0: none).
+  uint64_t leader_term_handled = 0;  // Last term in which a leader crash was considered.
+  uint64_t applied_seen = 0;         // Applied index at the end of the previous step.
   uint64_t created_tick = 0;
   bool joined = false;   // Has been a member in the history's membership.
   bool removed = false;  // Removed from the group for good; never restarts.

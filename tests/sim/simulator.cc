@@ -24,14 +24,16 @@ absl::Status LivenessFailure(absl::string_view detail) {
 }  // namespace
 
 std::string FaultProfile::Describe() const {
-  return absl::StrCat(
-      "drop=", network.drop_probability, " dup=", network.duplicate_probability,
-      " delay<=", network.delay_ticks_max, " disk<=", node.disk_latency_ticks_max,
-      " crash/step=", crash_per_step, " crash_after_send=", node.crash_after_send,
-      " crash_after_persist=", node.crash_after_persist, " down<=", down_ticks_max,
-      " partition/step=", partition_per_step, " membership/step=", membership_per_step,
-      " transfer/step=", transfer_per_step, " propose/step=", propose_per_step,
-      " read/step=", read_per_step, " snapshot_every=", node.snapshot_every_entries);
+  return absl::StrCat("drop=", network.drop_probability, " dup=", network.duplicate_probability,
+                      " delay<=", network.delay_ticks_max, " disk<=", node.disk_latency_ticks_max,
+                      " crash/step=", crash_per_step, " crash_after_send=", node.crash_after_send,
+                      " crash_after_persist=", node.crash_after_persist, " down<=", down_ticks_max,
+                      " partition/step=", partition_per_step,
+                      " membership/step=", membership_per_step,
+                      " transfer/step=", transfer_per_step, " propose/step=", propose_per_step,
+                      " read/step=", read_per_step, " snapshot_every=", node.snapshot_every_entries,
+                      " crash_new_leader=", crash_new_leader, " learners_only=", learners_only,
+                      " cut_leader_after_commit=", cut_leader_after_commit);
 }
 
 Simulator::Simulator(const SimOptions& options)
@@ -43,7 +45,7 @@ Simulator::~Simulator() = default;
 
 void Simulator::DrawProfile() {
   if (options_.nodes <= 0) {
-    options_.nodes = PickOne<int>(rng_, {1, 2, 3, 3, 3, 4, 5, 5, 5, 6, 7});
+    options_.nodes = PickOne<int>(rng_, {1, 1, 2, 3, 3, 4, 5, 5, 5, 6, 7});
   }
   if (options_.fault_steps == 0) options_.fault_steps = rng_.Range(300, 700);
 
@@ -77,6 +79,12 @@ void Simulator::DrawProfile() {
   profile_.read_per_step = PickOne<double>(rng_, {0.05, 0.2});
   profile_.tick_skip = PickOne<double>(rng_, {0, 0.05});
   profile_.report_unreachable = 0.5;
+  profile_.crash_new_leader = PickOne<double>(rng_, {0, 0, 0.2, 0.5});
+  profile_.learners_only = options_.nodes == 1 && rng_.Chance(0.7);
+  profile_.cut_leader_after_commit = PickOne<double>(rng_, {0, 0, 0.02, 0.1});
+  if (options_.nodes == 1 && profile_.membership_per_step == 0) {
+    profile_.membership_per_step = 0.01;
+  }
   network_.set_faults(profile_.network);
 }
 
@@ -171,6 +179,7 @@ absl::Status Simulator::Step(bool faults_on) {
   }
   if (rng_.Chance(profile_.read_per_step)) ClientRead();
   RETURN_IF_ERROR(ProcessReadies());
+  if (faults_on) ScheduleNewLeaderCrashes();
   RetireRemovedNodes();
   return CheckAfterStep();
 }

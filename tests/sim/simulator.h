@@ -50,6 +50,15 @@ struct FaultProfile {
   double propose_per_step = 0;
   double read_per_step = 0;
   double tick_skip = 0;  // A node misses a tick (clock drift).
+  // A new leader crashes within a few ticks of its election, often before its entries
+  // reach everyone: the Figure 8 scenario of the Raft paper needs a run of these.
+  double crash_new_leader = 0;
+  // Membership changes only add learners (with one voter: a single voter that commits
+  // alone and replicates to learners).
+  bool learners_only = false;
+  // A leader is cut off (and crashes soon after) right after it applied new entries,
+  // before its next messages arrive: leaves followers one entry behind its commit.
+  double cut_leader_after_commit = 0;
   double report_unreachable = 0;
   std::string Describe() const;
 };
@@ -107,6 +116,7 @@ class Simulator final : public NodeEnv {
   [[nodiscard]] absl::Status InjectFaults();
   [[nodiscard]] absl::Status RestartDueNodes(bool all);
   void CrashRandomNode();
+  void ScheduleNewLeaderCrashes();
   void ChangePartition();
   [[nodiscard]] absl::Status ChangeMembership();
   void TransferLeadership();
