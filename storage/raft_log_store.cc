@@ -181,7 +181,7 @@ RaftLogStore::~RaftLogStore() {
   (void)db_->Close();
 }
 
-absl::Status RaftLogStore::Load() {
+absl::Status RaftLogStore::LoadRecords() {
   const uint64_t g = options_.group_id;
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -222,7 +222,14 @@ absl::Status RaftLogStore::Load() {
     truncated_index_ = GetFixed64(payload.data());
     truncated_term_ = GetFixed64(payload.data() + 8);
   }
+  return absl::OkStatus();
+}
 
+absl::Status RaftLogStore::Load() {
+  RETURN_IF_ERROR(LoadRecords());
+  const uint64_t g = options_.group_id;
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
   // The last index is the highest entry key of this group, if any lies above the
   // compaction point.
   last_index_ = truncated_index_;
@@ -481,6 +488,41 @@ void RaftLogStore::ReleasePreWriteView() {
   pre_write_view_ = nullptr;
 }
 
+// Adds `entries` to `batch` for a log [first, *last]: skips those below `first`, replaces
+// those at or above their start, deletes the stored suffix beyond them. *skip is how many
+// were skipped (entries.size() if none is left).
+absl::Status RaftLogStore::PlanAppend(const std::vector<raftpb::Entry>& entries, uint64_t first,
+                                      rocksdb::WriteBatch* batch, uint64_t* last, bool* overwrites,
+                                      size_t* skip) const {
+  const uint64_t g = options_.group_id;
+  for (size_t i = 1; i < entries.size(); ++i) {
+    if (entries[i].index() != entries[i - 1].index() + 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "entries not contiguous: ", entries[i - 1].index(), " then ", entries[i].index()));
+    }
+  }
+  *skip = entries.size();  // Entries wholly compacted already are skipped.
+  if (entries.empty() || entries.back().index() < first) return absl::OkStatus();
+  const size_t n = entries[0].index() < first ? first - entries[0].index() : 0;
+  const uint64_t start = entries[n].index();
+  if (start > *last + 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("append at ", start, " leaves a gap after last index ", *last));
+  }
+  if (start <= *last) *overwrites = true;
+  for (size_t i = n; i < entries.size(); ++i) {
+    batch->Put(keys::EntryKey(g, entries[i].index()), EncodeProto(entries[i]));
+  }
+  const uint64_t end = entries.back().index();
+  if (*last > end) {
+    // The conflicting suffix beyond the new entries goes in the same batch.
+    batch->DeleteRange(keys::EntryKey(g, end + 1), keys::EntryKey(g, *last + 1));
+  }
+  *last = end;
+  *skip = n;
+  return absl::OkStatus();
+}
+
 absl::Status RaftLogStore::Save(const raftpb::HardState* hard_state,
                                 const std::vector<raftpb::Entry>& entries,
                                 const raftpb::SnapshotMetadata* snapshot, bool sync,
@@ -514,32 +556,9 @@ absl::Status RaftLogStore::Save(const raftpb::HardState* hard_state,
     new_last = new_truncated_index;
   }
 
-  for (size_t i = 1; i < entries.size(); ++i) {
-    if (entries[i].index() != entries[i - 1].index() + 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "entries not contiguous: ", entries[i - 1].index(), " then ", entries[i].index()));
-    }
-  }
-  const uint64_t first = new_truncated_index + 1;
-  size_t skip = entries.size();  // Entries wholly compacted already are skipped.
-  if (!entries.empty() && entries.back().index() >= first) {
-    skip = entries[0].index() < first ? first - entries[0].index() : 0;
-    const uint64_t start = entries[skip].index();
-    if (start > new_last + 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("append at ", start, " leaves a gap after last index ", new_last));
-    }
-    if (start <= new_last) overwrites = true;
-    for (size_t i = skip; i < entries.size(); ++i) {
-      batch.Put(keys::EntryKey(g, entries[i].index()), EncodeProto(entries[i]));
-    }
-    const uint64_t end = entries.back().index();
-    if (new_last > end) {
-      // The conflicting suffix beyond the new entries goes in the same batch.
-      batch.DeleteRange(keys::EntryKey(g, end + 1), keys::EntryKey(g, new_last + 1));
-    }
-    new_last = end;
-  }
+  size_t skip = 0;
+  RETURN_IF_ERROR(
+      PlanAppend(entries, new_truncated_index + 1, &batch, &new_last, &overwrites, &skip));
   if (hard_state != nullptr) {
     batch.Put(keys::GroupKey(keys::kHardStateKind, g), EncodeProto(*hard_state));
   }

@@ -9,6 +9,11 @@
 // of the same contract), with one extra guard: Compact() refuses to drop entries that no
 // snapshot covers.
 //
+// After each Ready (raft/raw_node.h, step 2), the node loop calls:
+//   store->Save(ready.hard_state ? &*ready.hard_state : nullptr, ready.entries,
+//               ready.snapshot ? &ready.snapshot->metadata() : nullptr, ready.must_sync,
+//               ready.snapshot ? ready.snapshot->data() : "");
+//
 // Layout on disk: see raft_log_keys.h. Every record carries a CRC32C; a mismatch, a missing
 // entry inside [FirstIndex(), LastIndex()] or an entry whose own index disagrees with its
 // key is absl::DataLossError naming the index. Open() checks the hard state, the snapshot
@@ -135,6 +140,7 @@ class RaftLogStore final : public raft::LogStorage {
 
   // Loads and checks the durable state (Open).
   [[nodiscard]] absl::Status Load();
+  [[nodiscard]] absl::Status LoadRecords();
   [[nodiscard]] absl::Status LoadTail();
   [[nodiscard]] absl::Status VerifyRange(uint64_t lo, uint64_t hi) const;
 
@@ -147,6 +153,9 @@ class RaftLogStore final : public raft::LogStorage {
                                                         uint64_t index) const;
   // Term(i) with mu_ (or write_mu_) held.
   [[nodiscard]] absl::StatusOr<uint64_t> TermLocked(uint64_t i) const;
+  [[nodiscard]] absl::Status PlanAppend(const std::vector<raftpb::Entry>& entries, uint64_t first,
+                                        rocksdb::WriteBatch* batch, uint64_t* last,
+                                        bool* overwrites, size_t* skip) const;
   // Writes `batch`; when `overwrites`, readers use a pre-write snapshot meanwhile.
   [[nodiscard]] absl::Status Write(rocksdb::WriteBatch* batch, bool overwrites, bool sync);
   // Drops pre_write_view_ (with write_mu_ held) once the state describes the new DB.
