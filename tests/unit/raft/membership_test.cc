@@ -307,6 +307,37 @@ TEST_F(MembershipTest, LateMemberLearnsMembershipFromSnapshot) {
   EXPECT_EQ(net.AppliedData(4), std::vector<std::string>{"c"});
 }
 
+// A node with a committed but not yet applied conf change does not campaign: the
+// change may remove it or change the quorum it would count votes against.
+TEST_F(MembershipTest, NoCampaignWhileCommittedConfChangeIsUnapplied) {
+  NodeOptions o;
+  o.pre_vote = false;
+  o.check_quorum = false;
+  Network& net = MakeNetwork({1, 2, 3}, o);
+  raftpb::Message app = MakeMessage(raftpb::MSG_APP, 1, 2, 1);
+  *app.add_entries() = MakeEntries(1, {1})[0];
+  raftpb::Entry cc = MakeEntries(2, {1})[0];
+  cc.set_type(raftpb::ENTRY_CONF_CHANGE);
+  cc.set_data(MakeConfChange(raftpb::CONF_CHANGE_REMOVE_NODE, 3).SerializeAsString());
+  *app.add_entries() = cc;
+  app.set_commit(2);
+  ASSERT_TRUE(net.node(2).Step(app).ok());
+  ASSERT_EQ(net.commit(2), 2u);
+  // Not applied yet (the Ready is not handled): no election, however long we wait.
+  net.Tick(2, 4 * o.election_tick);
+  EXPECT_EQ(net.role(2), Role::kFollower);
+  ASSERT_TRUE(net.node(2).Campaign().ok());
+  EXPECT_EQ(net.role(2), Role::kFollower);
+  EXPECT_EQ(net.term(2), 1u);
+  // Applied: now it may. (Committed entries come out once durable: maybe a Ready later.)
+  while (net.HandleReady(2)) {
+  }
+  EXPECT_EQ(Voters(net.conf_state(2)), (std::vector<uint64_t>{1, 2}));
+  ASSERT_TRUE(net.node(2).Campaign().ok());
+  EXPECT_EQ(net.role(2), Role::kCandidate);
+  net.HandleReady(2);
+}
+
 // Check-quorum counts voters only: a leader that hears only from a learner steps down.
 TEST_F(MembershipTest, LearnerDoesNotCountForCheckQuorum) {
   NodeOptions o;
