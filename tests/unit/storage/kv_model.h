@@ -28,7 +28,7 @@ class KvModel {
 
   Result Apply(const internalpb::Request& req) {
     Result res;
-    Snapshot saved = Save();
+    Saved saved = Save();
     begin_ = rev_;
     changed_ = false;
     events_.clear();
@@ -64,14 +64,19 @@ class KvModel {
     bool live;
     mvccpb::KeyValue kv;
   };
-  struct Snapshot {
-    std::map<std::string, std::vector<Version>> hist;
+  // What a failed request must undo: its appended versions (an undo log, so that a
+  // request costs O(its writes), not O(history)) and the small scalar state.
+  struct Saved {
     std::map<int64_t, int64_t> leases;
     int64_t rev, compact, max_lease;
   };
-  Snapshot Save() const { return {hist_, leases_, rev_, compact_, max_lease_}; }
-  void Restore(const Snapshot& s) {
-    hist_ = s.hist;
+  Saved Save() {
+    written_.clear();
+    return {leases_, rev_, compact_, max_lease_};
+  }
+  void Restore(const Saved& s) {
+    for (auto it = written_.rbegin(); it != written_.rend(); ++it) hist_[*it].pop_back();
+    written_.clear();
     leases_ = s.leases;
     rev_ = s.rev;
     compact_ = s.compact;
@@ -190,6 +195,7 @@ class KvModel {
     if (prev) *ev.mutable_prev_kv() = *prev;
     events_.push_back(ev);
     hist_[k].push_back({Cur(), true, kv});
+    written_.push_back(k);
   }
 
   void WriteDelete(const std::string& k) {
@@ -202,6 +208,7 @@ class KvModel {
     *ev.mutable_prev_kv() = prev;
     events_.push_back(ev);
     hist_[k].push_back({Cur(), false, {}});
+    written_.push_back(k);
   }
 
   absl::StatusOr<etcdserverpb::PutResponse> Put(const etcdserverpb::PutRequest& p) {
@@ -400,6 +407,7 @@ class KvModel {
   int64_t begin_ = 1;
   bool changed_ = false;
   std::vector<mvccpb::Event> events_;
+  std::vector<std::string> written_;  // Keys given a version by the current request.
 };
 
 }  // namespace keel::storage::testing
