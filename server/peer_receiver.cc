@@ -12,8 +12,11 @@
 namespace keel::server {
 namespace {
 
+// Bounds the memory one reassembled snapshot record may take (see SnapshotChunkReader).
+constexpr size_t kSnapshotRecordBytesMax = 64 << 20;
+
 // The receiving end of a snapshot stream, as a SnapshotChunkReader: checks each
-// chunk's CRC32C and offset, and requires the final `last` chunk.
+// chunk's CRC32C and offset, joins split records, and requires the final `last` chunk.
 class ChunkStreamReader final : public SnapshotChunkReader {
  public:
   ChunkStreamReader(grpc::ServerContext* context, grpc::ServerReader<raftpb::SnapshotChunk>* reader)
@@ -23,6 +26,7 @@ class ChunkStreamReader final : public SnapshotChunkReader {
     if (!error_.ok()) return error_;
     if (done_) return false;
     raftpb::SnapshotChunk chunk;
+    std::string record;  // Pieces of a record split across chunks.
     while (true) {
       if (!reader_->Read(&chunk)) {
         return Fail(
@@ -39,6 +43,9 @@ class ChunkStreamReader final : public SnapshotChunkReader {
             absl::StrCat("snapshot chunk at offset ", chunk.offset(), ", expected ", offset_)));
       }
       if (chunk.last()) {
+        if (!record.empty()) {
+          return Fail(absl::DataLossError("snapshot stream ended inside a split record"));
+        }
         done_ = true;
         return false;
       }
@@ -49,8 +56,18 @@ class ChunkStreamReader final : public SnapshotChunkReader {
             " bytes) fails its CRC32C check: stored ", chunk.crc32c(), ", computed ", crc)));
       }
       offset_ += chunk.data().size();
-      if (chunk.data().empty()) continue;
-      *data = std::move(*chunk.mutable_data());
+      if (record.size() + chunk.data().size() > kSnapshotRecordBytesMax) {
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+            "snapshot record over ", kSnapshotRecordBytesMax, " bytes at offset ", offset_)));
+      }
+      if (record.empty() && !chunk.continued()) {
+        if (chunk.data().empty()) continue;
+        *data = std::move(*chunk.mutable_data());
+        return true;
+      }
+      record += chunk.data();
+      if (chunk.continued()) continue;
+      *data = std::move(record);
       return true;
     }
   }

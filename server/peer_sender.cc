@@ -458,6 +458,7 @@ absl::Status PeerSender::TransferSnapshot(const raftpb::Message& msg_snap) {
       chunk.set_data(piece.data(), piece.size());
       chunk.set_crc32c(storage::Crc32c(piece));
       chunk.set_offset(offset);
+      chunk.set_continued(pos + piece.size() < data.size());
       offset += piece.size();
       if (options_.snapshot_chunk_filter) options_.snapshot_chunk_filter(chunk);
       if (!writer->Write(chunk)) return finish_failed();

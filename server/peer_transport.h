@@ -21,12 +21,21 @@
 //
 // Thread-safety: every public method of PeerTransport may be called from any thread.
 // Handler callbacks run on transport threads (gRPC server threads, per-peer sender and
-// snapshot threads), possibly concurrently; after Stop() returns there are no more.
+// snapshot threads), possibly concurrently — OnUnreachable also inside Send; after
+// Stop() returns there are no more.
 // AddPeer/RemovePeer/UpdatePeer/Stop join transport threads and so must not be called
 // from inside a handler callback.
 //
 // Ownership: the handlers must outlive the transport. Shut the grpc::Server that
 // serves service() down before destroying the transport.
+//
+// Wiring (node loop): build the peer port's server with ConfigureServerBuilder() (it
+// is required: without it gRPC's default 4 MiB receive limit rejects full batches, and
+// the default ping policy drops idle keepalive-pinged connections) and
+// RegisterService(service()); AddPeer every other member; Send(ready.messages) at once
+// and Send(ready.messages_after_persist) after the synced write; feed OnMessages into
+// RawNode::Step, OnUnreachable into ReportUnreachable, OnSnapshotSent into
+// ReportSnapshot, all through the node loop's inbox.
 #pragma once
 
 #include <cstddef>
@@ -73,7 +82,8 @@ struct PeerTransportOptions {
   // How long a connect (TCP + HTTP/2 handshake) may take before it counts as failed.
   int connect_timeout_ms = 2000;
 
-  // Snapshot data chunks are at most this large (larger reader chunks are split).
+  // Snapshot data travels in wire chunks of at most this many bytes (a larger reader
+  // chunk is split, and rejoined by the receiver).
   size_t snapshot_chunk_bytes = 1 << 20;
 
   // Seeds the backoff jitter; 0 seeds from std::random_device.
@@ -101,13 +111,20 @@ class PeerMessageHandler {
   // it runs on the stream's receiving thread (hand the messages to the node loop).
   virtual void OnMessages(std::vector<raftpb::Message> messages) = 0;
   // A message to `peer_id` was dropped (queue full, peer down, stream failed): the
-  // node should call RawNode::ReportUnreachable. May be called many times in a row.
+  // node should call RawNode::ReportUnreachable. May be called many times in a row,
+  // and also synchronously from inside PeerTransport::Send (queue full), so it must not
+  // take a lock that Send's caller holds: posting to the node loop's inbox is the
+  // intended implementation.
   virtual void OnUnreachable(uint64_t peer_id) = 0;
   // A snapshot transfer to `peer_id` finished: RawNode::ReportSnapshot(peer_id, ok).
   virtual void OnSnapshotSent(uint64_t peer_id, bool ok) = 0;
 };
 
-// A sequence of snapshot data chunks. Used by one thread at a time.
+// A sequence of snapshot data chunks (records). Used by one thread at a time.
+// Boundaries are preserved end to end: the receiver's reader yields exactly the chunks
+// the sender's reader yielded, in order, so a chunk may be a self-contained serialized
+// record. On the wire a chunk larger than snapshot_chunk_bytes is split and rejoined;
+// a chunk may be at most 64 MiB. Empty chunks are skipped.
 class SnapshotChunkReader {
  public:
   virtual ~SnapshotChunkReader() = default;
@@ -173,7 +190,9 @@ class PeerTransport {
   void Send(std::vector<raftpb::Message> messages);
 
   // Refuses new streams, cancels open ones, closes outgoing streams and joins every
-  // transport thread. Idempotent. Afterwards Send drops everything.
+  // transport thread. Idempotent. Afterwards Send drops everything. Waits for handler
+  // calls in progress (e.g. a ReceiveSnapshot, whose chunk reader fails once the
+  // stream is cancelled) to return.
   void Stop();
 
   [[nodiscard]] std::optional<PeerSendStats> GetPeerSendStats(uint64_t id) const;

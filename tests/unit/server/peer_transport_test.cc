@@ -141,7 +141,8 @@ class Recorder final : public PeerMessageHandler, public SnapshotHandler {
   std::map<uint64_t, int> unreachable;
   std::vector<std::pair<uint64_t, bool>> snapshots_sent;
   std::string snapshot_received;
-  int snapshot_chunks = 0;
+  int snapshot_chunks = 0;  // Records handed out by the receiver's chunk reader.
+  std::vector<size_t> snapshot_record_sizes;
 
   // Sender side: what OpenSnapshot returns.
   std::function<std::unique_ptr<SnapshotChunkReader>()> make_reader;
@@ -180,6 +181,7 @@ class Recorder final : public PeerMessageHandler, public SnapshotHandler {
       if (!*more) break;
       std::lock_guard<std::mutex> lock(mu_);
       snapshot_received += data;
+      snapshot_record_sizes.push_back(data.size());
       ++snapshot_chunks;
       events.push_back("snap-chunk");
       cv_.notify_all();
@@ -540,14 +542,28 @@ TEST(PeerTransportTest, DropFilterDropsSelectedMessages) {
 TEST(PeerTransportTest, SnapshotStreamsInChunksWhileHeartbeatsFlow) {
   constexpr size_t kSnapshotBytes = 8 << 20;
   constexpr size_t kChunkBytes = 256 << 10;
+  constexpr size_t kRecordBytes = (1 << 20) + 1000;  // Not a multiple of the chunk size.
   PatternReader::Gate gate;
-  Member a(1, kCluster, [](PeerTransportOptions& o) { o.snapshot_chunk_bytes = kChunkBytes; });
+  std::atomic<int> wire_chunks{0};
+  Member a(1, kCluster, [&](PeerTransportOptions& o) {
+    o.snapshot_chunk_bytes = kChunkBytes;
+    o.snapshot_chunk_filter = [&](raftpb::SnapshotChunk& chunk) {
+      EXPECT_LE(chunk.data().size(), kChunkBytes);
+      ++wire_chunks;
+    };
+  });
   Member b(2, kCluster);
-  // Reader pieces of 1 MiB are split into 256 KiB chunks; it stalls at half way until
-  // the test has seen a heartbeat overtake the snapshot.
+  // Reader records of ~1 MiB travel as 256 KiB chunks and are rejoined; the reader
+  // stalls at half way until the test has seen a heartbeat overtake the snapshot.
   a.recorder().make_reader = [&] {
-    return std::make_unique<PatternReader>(kSnapshotBytes, 1 << 20, kSnapshotBytes / 2, &gate);
+    return std::make_unique<PatternReader>(kSnapshotBytes, kRecordBytes, kSnapshotBytes / 2, &gate);
   };
+  std::vector<size_t> expected_records;
+  int expected_wire_chunks = 0;
+  for (size_t offset = 0; offset < kSnapshotBytes; offset += kRecordBytes) {
+    expected_records.push_back(std::min(kRecordBytes, kSnapshotBytes - offset));
+    expected_wire_chunks += int((expected_records.back() + kChunkBytes - 1) / kChunkBytes);
+  }
   b.StartServer();
   a.transport().AddPeer(2, b.address());
 
@@ -559,9 +575,11 @@ TEST(PeerTransportTest, SnapshotStreamsInChunksWhileHeartbeatsFlow) {
   ASSERT_TRUE(rb.WaitFor([&] { return !rb.messages.empty(); }));
   rb.Locked([&] {
     EXPECT_EQ(rb.messages[0].type(), raftpb::MSG_HEARTBEAT);
-    // Still in transfer: the reader is stalled at half way (chunks before it may still
-    // be on the wire), and nothing was installed.
-    EXPECT_LE(rb.snapshot_received.size(), kSnapshotBytes / 2);
+    // Still in transfer: the reader is stalled at the first record boundary past half
+    // way (records before it may still be on the wire), and nothing was installed.
+    constexpr size_t kStallBytes =
+        (kSnapshotBytes / 2 + kRecordBytes - 1) / kRecordBytes * kRecordBytes;
+    EXPECT_LE(rb.snapshot_received.size(), kStallBytes);
     EXPECT_EQ(std::count(rb.events.begin(), rb.events.end(), "snap-installed"), 0);
   });
 
@@ -582,7 +600,9 @@ TEST(PeerTransportTest, SnapshotStreamsInChunksWhileHeartbeatsFlow) {
     ASSERT_NE(delivered, rb.events.end());
     EXPECT_LT(heartbeat, installed);
     EXPECT_LT(installed, delivered);
-    EXPECT_EQ(rb.snapshot_chunks, int(kSnapshotBytes / kChunkBytes));
+    // The receiver's records are exactly the sender's, though they crossed in pieces.
+    EXPECT_EQ(rb.snapshot_record_sizes, expected_records);
+    EXPECT_EQ(wire_chunks.load(), expected_wire_chunks);
     ASSERT_EQ(rb.snapshot_received.size(), kSnapshotBytes);
     for (size_t i = 0; i < kSnapshotBytes; ++i) {
       if (rb.snapshot_received[i] != SnapshotByte(i)) {
