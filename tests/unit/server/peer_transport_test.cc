@@ -20,6 +20,8 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/peer.grpc.pb.h"
+#include "storage/crc32c.h"
 
 namespace keel::server {
 namespace {
@@ -644,6 +646,93 @@ TEST(PeerTransportTest, CorruptChunkIsRejectedAndReportedToTheSender) {
   // The message stream is unaffected.
   a.transport().Send({Heartbeat(1, 2, 9)});
   ASSERT_TRUE(rb.WaitFor([&] { return !rb.messages.empty(); }));
+}
+
+// Speaks the wire protocol directly to check what the receiver refuses.
+class RawPeer {
+ public:
+  explicit RawPeer(const std::string& address)
+      : stub_(raftpb::RaftTransport::NewStub(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+
+  // Sends `chunks` on one SendSnapshot call (with valid identity) and returns the status.
+  grpc::Status SendSnapshot(const std::vector<raftpb::SnapshotChunk>& chunks) {
+    grpc::ClientContext context;
+    context.AddMetadata("keel-cluster-id", absl::StrCat(kCluster));
+    context.AddMetadata("keel-from-member", "1");
+    context.AddMetadata("keel-to-member", "2");
+    raftpb::SnapshotAck ack;
+    auto writer = stub_->SendSnapshot(&context, &ack);
+    for (const raftpb::SnapshotChunk& chunk : chunks) {
+      if (!writer->Write(chunk)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+  grpc::Status StreamWithoutIdentity() {
+    grpc::ClientContext context;
+    raftpb::StreamAck ack;
+    auto writer = stub_->Stream(&context, &ack);
+    writer->Write(raftpb::MessageBatch());
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+ private:
+  std::unique_ptr<raftpb::RaftTransport::Stub> stub_;
+};
+
+raftpb::SnapshotChunk DataChunk(uint64_t offset, const std::string& data, bool continued) {
+  raftpb::SnapshotChunk chunk;
+  chunk.set_offset(offset);
+  chunk.set_data(data);
+  chunk.set_crc32c(storage::Crc32c(data));
+  chunk.set_continued(continued);
+  return chunk;
+}
+
+raftpb::SnapshotChunk LastChunk(uint64_t offset) {
+  raftpb::SnapshotChunk chunk;
+  chunk.set_offset(offset);
+  chunk.set_last(true);
+  return chunk;
+}
+
+TEST(PeerTransportTest, ReceiverRefusesMalformedStreams) {
+  Member b(2, kCluster);
+  b.StartServer();
+  RawPeer raw(b.address());
+
+  grpc::Status status = raw.StreamWithoutIdentity();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("not a keel peer"));
+
+  raftpb::SnapshotChunk first;
+  *first.mutable_message() = SnapshotMessage(1, 2);
+  // Ends without the `last` chunk.
+  status = raw.SendSnapshot({first, DataChunk(0, "abc", false)});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED) << status.error_message();
+  // Ends inside a record split across chunks.
+  status = raw.SendSnapshot({first, DataChunk(0, "abc", true), LastChunk(3)});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS) << status.error_message();
+  // A gap in the offsets.
+  status = raw.SendSnapshot({first, DataChunk(0, "abc", false), DataChunk(4, "d", false)});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS) << status.error_message();
+  // A first chunk that is not a MsgSnap.
+  raftpb::SnapshotChunk not_snap;
+  *not_snap.mutable_message() = Heartbeat(1, 2, 1);
+  status = raw.SendSnapshot({not_snap, LastChunk(0)});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  // A well-formed one is accepted and its MsgSnap delivered.
+  status =
+      raw.SendSnapshot({first, DataChunk(0, "ab", true), DataChunk(2, "c", false), LastChunk(3)});
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  Recorder& rb = b.recorder();
+  rb.Locked([&] {
+    EXPECT_EQ(rb.snapshot_record_sizes, std::vector<size_t>({3, 3, 3}));  // "abc" x3.
+    ASSERT_EQ(rb.messages.size(), 1u);
+    EXPECT_EQ(rb.messages[0].type(), raftpb::MSG_SNAP);
+  });
 }
 
 TEST(PeerTransportTest, StopEndsStreamsAndCallbacks) {
