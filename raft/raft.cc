@@ -78,6 +78,7 @@ absl::Status Raft::Init() {
   }
   current_term_ = hs.term();
   voted_for_ = hs.vote();
+  durable_term_ = hs.term();
   tracker_.Reset(state->conf_state, log_.LastIndex() + 1);
   if (initial_applied_ > 0) {
     if (initial_applied_ > log_.committed()) {
@@ -173,9 +174,11 @@ void Raft::Send(raftpb::Message m) {
   const bool is_vote = m.type() == raftpb::MSG_VOTE || m.type() == raftpb::MSG_PRE_VOTE ||
                        m.type() == raftpb::MSG_VOTE_RESP || m.type() == raftpb::MSG_PRE_VOTE_RESP;
   if (carries_term && !is_vote) m.set_term(current_term_);
-  // A leader's messages promise nothing about its own unpersisted state (its term and
-  // vote were persisted before it could win); everything else must wait for the disk.
-  if (role_ == Role::kLeader || bugs_.send_before_persist) {
+  // A leader's messages promise nothing about its unpersisted log, but they do carry
+  // its term: they may go out before the Ready is persisted only once that term is on
+  // disk (a single voter wins and sends within one Ready). Everything else — votes,
+  // acks — must wait for the disk.
+  if ((role_ == Role::kLeader && durable_term_ == current_term_) || bugs_.send_before_persist) {
     msgs_.push_back(std::move(m));
   } else {
     msgs_after_persist_.push_back(std::move(m));
@@ -287,17 +290,33 @@ raftpb::ConfState Raft::ApplyConfChange(const raftpb::ConfChange& change) {
       break;
   }
   if (role_ == Role::kLeader) {
-    if (!tracker_.IsVoter(id_)) {
-      // Removed (or never a voter): stop leading; the rest elect a new leader.
-      BecomeFollower(current_term_, 0);
-    } else {
-      if (lead_transferee_ != 0 && !tracker_.IsVoter(lead_transferee_)) AbortLeaderTransfer();
-      // A smaller quorum may commit more right away.
-      if (MaybeCommit()) OnCommitAdvanced();
-      if (tracker_.IsMember(node) && node != id_) SendAppend(node);
-    }
+    if (lead_transferee_ != 0 && !tracker_.IsVoter(lead_transferee_)) AbortLeaderTransfer();
+    // A smaller quorum may commit more right away.
+    if (MaybeCommit()) OnCommitAdvanced();
+    if (tracker_.IsMember(node) && node != id_) SendAppend(node);
+    // A removed leader keeps leading (without counting itself) until a voter takes
+    // over: stepping down at once could leave the only node that knows the removal
+    // committed — and perhaps the longest log — refusing every candidate.
+    if (!tracker_.IsVoter(id_)) TransferAfterSelfRemoval();
   }
   return tracker_.GetConfState();
+}
+
+void Raft::TransferAfterSelfRemoval() {
+  if (lead_transferee_ != 0) return;
+  uint64_t best = 0, best_match = 0;
+  for (uint64_t voter : tracker_.voters()) {
+    const Progress* pr = tracker_.Get(voter);
+    if (pr != nullptr && (best == 0 || pr->match > best_match)) {
+      best = voter;
+      best_match = pr->match;
+    }
+  }
+  if (best == 0) return;
+  raftpb::Message m;
+  m.set_type(raftpb::MSG_TRANSFER_LEADER);
+  m.set_from(best);
+  HandleTransferLeader(m);
 }
 
 }  // namespace keel::raft

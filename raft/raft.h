@@ -50,6 +50,11 @@ class Raft {
   // Decrements the uncommitted-bytes budget for entries handed out to apply.
   void ReduceUncommittedSize(const std::vector<raftpb::Entry>& entries);
 
+  // A Ready with committed entries is being carried out (GetReady..Advance).
+  void set_applying(bool applying) { applying_ = applying; }
+  // The term (and vote) of this hard state are on disk (RawNode::Advance).
+  void set_durable_term(uint64_t term) { durable_term_ = term; }
+
   SoftState GetSoftState() const { return SoftState{lead_, role_}; }
   raftpb::HardState GetHardState() const;
   raftpb::ConfState GetConfState() const { return tracker_.GetConfState(); }
@@ -114,6 +119,8 @@ class Raft {
   void HandleTransferLeader(const raftpb::Message& m);
   void SendTimeoutNow(uint64_t to);
   void AbortLeaderTransfer() { lead_transferee_ = 0; }
+  // A leader removed from the group hands over to the most caught-up voter.
+  void TransferAfterSelfRemoval();
   bool CommittedEntryInCurrentTerm() const;
   bool HasUnappliedConfChanges() const;
   [[nodiscard]] absl::Status ValidateConfChange(const raftpb::ConfChange& change) const;
@@ -135,6 +142,8 @@ class Raft {
   // Persistent state (Figure 2), written out through Ready.hard_state.
   uint64_t current_term_ = 0;
   uint64_t voted_for_ = 0;
+  uint64_t durable_term_ = 0;  // Term of the last hard state known to be on disk.
+  bool applying_ = false;
   RaftLog log_;
 
   Role role_ = Role::kFollower;

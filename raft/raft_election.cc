@@ -40,7 +40,10 @@ void Raft::TickHeartbeat() {
   ++election_elapsed_;
   if (election_elapsed_ >= election_timeout_ticks_) {
     election_elapsed_ = 0;
-    if (check_quorum_) {
+    // A leader removed from the group stays until a voter takes over (or a higher term
+    // deposes it): it may be the only node able to tell the others that its removal
+    // committed. It cannot commit or serve anything on its own, so staying is safe.
+    if (check_quorum_ && tracker_.IsVoter(id_)) {
       if (!tracker_.QuorumActive(id_)) {
         // Cannot reach a quorum: another leader may exist; stop serving (check-quorum).
         BecomeFollower(current_term_, 0);
@@ -50,6 +53,8 @@ void Raft::TickHeartbeat() {
     }
     // The transfer target did not take over within an election timeout.
     if (lead_transferee_ != 0) AbortLeaderTransfer();
+    // Removed from the group: keep trying to hand over.
+    if (!tracker_.IsVoter(id_)) TransferAfterSelfRemoval();
   }
   if (role_ != Role::kLeader) return;
   if (heartbeat_elapsed_ >= heartbeat_timeout_ticks_) {

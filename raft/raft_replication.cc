@@ -348,6 +348,10 @@ void Raft::HandleSnapshot(const raftpb::Message& m) {
 bool Raft::Restore(const raftpb::Snapshot& snapshot) {
   const auto& meta = snapshot.metadata();
   if (meta.index() <= log_.committed()) return false;
+  // Committed entries handed out in the Ready now being carried out may hold conf
+  // changes the application has yet to apply; resetting membership under them would
+  // apply them on top of the snapshot's. The leader sends the snapshot again later.
+  if (applying_) return false;
   if (log_.MatchTerm(meta.index(), meta.term())) {
     // We already have the entries the snapshot covers: just commit them.
     log_.CommitTo(meta.index());
@@ -360,15 +364,16 @@ bool Raft::Restore(const raftpb::Snapshot& snapshot) {
 
 void Raft::HandleReadIndex(const raftpb::Message& m) {
   const uint64_t from = m.from() == 0 ? id_ : m.from();
+  // Until this leader commits an entry of its term it does not know the true commit
+  // index (Raft thesis §6.4 step 1): hold the read until the no-op commits. This holds
+  // for a single voter too: after a restart its stored commit index may lag.
+  if (!CommittedEntryInCurrentTerm()) {
+    reads_awaiting_term_commit_.push_back(m);
+    return;
+  }
   if (tracker_.voters().size() == 1 && tracker_.IsVoter(id_)) {
     // A single voter is its own quorum.
     ReleaseReads({PendingRead{from, m.context(), log_.committed(), 0}});
-    return;
-  }
-  // Until this leader commits an entry of its term it does not know the true commit
-  // index (Raft thesis §6.4 step 1): hold the read until the no-op commits.
-  if (!CommittedEntryInCurrentTerm()) {
-    reads_awaiting_term_commit_.push_back(m);
     return;
   }
   read_queue_.Add(from, m.context());

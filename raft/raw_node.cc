@@ -146,6 +146,8 @@ Ready RawNode::GetReady() {
   ready_snapshot_index_ = rd.snapshot ? rd.snapshot->metadata().index() : 0;
   ready_last_committed_index_ =
       rd.committed_entries.empty() ? 0 : rd.committed_entries.back().index();
+  ready_hard_state_term_ = rd.hard_state ? rd.hard_state->term() : 0;
+  raft_->set_applying(!rd.committed_entries.empty());
   raft_->ReduceUncommittedSize(rd.committed_entries);
   return rd;
 }
@@ -160,6 +162,8 @@ void RawNode::Advance() {
   }
   if (ready_last_entry_index_ != 0) log.StableTo(ready_last_entry_index_, ready_last_entry_term_);
   if (ready_last_committed_index_ != 0) log.AppliedTo(ready_last_committed_index_);
+  if (ready_hard_state_term_ != 0) raft_->set_durable_term(ready_hard_state_term_);
+  raft_->set_applying(false);
   raft_->OnPersisted();
 }
 

@@ -52,8 +52,8 @@ struct ReadState {
 //  3. Only then send `messages_after_persist` (votes, append acks: they promise that the
 //     state above is on disk).
 //  4. Apply `snapshot` to the state machine (if any), then `committed_entries` in order.
-//     For an ENTRY_CONF_CHANGE entry call RawNode::ApplyConfChange. Applying may happen
-//     on another thread after Advance, as long as it happens in order.
+//     For an ENTRY_CONF_CHANGE entry call RawNode::ApplyConfChange before Advance.
+//     Other entries may be applied on another thread after Advance, in order.
 //  5. Release `read_states` once applied >= their index.
 //  6. Call Advance().
 struct Ready {
@@ -159,6 +159,7 @@ class RawNode {
   uint64_t ready_last_entry_term_ = 0;
   uint64_t ready_snapshot_index_ = 0;
   uint64_t ready_last_committed_index_ = 0;
+  uint64_t ready_hard_state_term_ = 0;
 };
 
 }  // namespace keel::raft
