@@ -1,0 +1,91 @@
+// The etcd v3 client API served by keeld: KV (Range, Put, DeleteRange, Txn, Compact),
+// Maintenance.Status and Cluster.MemberList. Written on gRPC's callback API: a handler
+// never blocks a thread while its request waits for raft; writes are answered from the
+// apply thread, linearizable reads after their ReadIndex barrier on a small executor.
+//
+// Every response carries a ResponseHeader (cluster id, member id, revision, raft term),
+// and errors use etcd's codes and texts (server/errors.h, storage/mvcc_errors.h).
+//
+// Thread-safety: gRPC calls the handlers concurrently; the services hold no mutable
+// state of their own. Ownership: the node, store and executor must outlive the server.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "proto/etcdserverpb/rpc.grpc.pb.h"
+#include "server/executor.h"
+#include "server/membership.h"
+#include "server/raft_node.h"
+#include "storage/kv_store.h"
+
+namespace keel::server {
+
+struct ClientServiceContext {
+  uint64_t cluster_id = 0;
+  uint64_t member_id = 0;
+  RaftNode* node = nullptr;
+  storage::KvStore* kv = nullptr;
+  Executor* read_executor = nullptr;
+  std::vector<MemberInfo> members;
+  // etcd's --max-request-bytes: larger requests get "request is too large".
+  uint64_t max_request_bytes = 1536 * 1024;
+  int64_t max_txn_ops = 128;
+  // Server-side bound on any request's wait (a client deadline may shorten it).
+  absl::Duration request_timeout = absl::Seconds(7);
+  // Directories whose size Status reports as the database size.
+  std::vector<std::string> data_dirs;
+  std::string version = "3.5.0";
+};
+
+class KvService final : public etcdserverpb::KV::CallbackService {
+ public:
+  explicit KvService(const ClientServiceContext* ctx) : ctx_(ctx) {}
+  grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* call,
+                                  const etcdserverpb::RangeRequest* req,
+                                  etcdserverpb::RangeResponse* resp) override;
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* call,
+                                const etcdserverpb::PutRequest* req,
+                                etcdserverpb::PutResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* call,
+                                        const etcdserverpb::DeleteRangeRequest* req,
+                                        etcdserverpb::DeleteRangeResponse* resp) override;
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* call,
+                                const etcdserverpb::TxnRequest* req,
+                                etcdserverpb::TxnResponse* resp) override;
+  grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* call,
+                                    const etcdserverpb::CompactionRequest* req,
+                                    etcdserverpb::CompactionResponse* resp) override;
+
+ private:
+  const ClientServiceContext* ctx_;
+};
+
+class MaintenanceService final : public etcdserverpb::Maintenance::CallbackService {
+ public:
+  explicit MaintenanceService(const ClientServiceContext* ctx) : ctx_(ctx) {}
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* call,
+                                   const etcdserverpb::StatusRequest* req,
+                                   etcdserverpb::StatusResponse* resp) override;
+  grpc::ServerUnaryReactor* Alarm(grpc::CallbackServerContext* call,
+                                  const etcdserverpb::AlarmRequest* req,
+                                  etcdserverpb::AlarmResponse* resp) override;
+
+ private:
+  const ClientServiceContext* ctx_;
+};
+
+class ClusterService final : public etcdserverpb::Cluster::CallbackService {
+ public:
+  explicit ClusterService(const ClientServiceContext* ctx) : ctx_(ctx) {}
+  grpc::ServerUnaryReactor* MemberList(grpc::CallbackServerContext* call,
+                                       const etcdserverpb::MemberListRequest* req,
+                                       etcdserverpb::MemberListResponse* resp) override;
+
+ private:
+  const ClientServiceContext* ctx_;
+};
+
+}  // namespace keel::server

@@ -1,0 +1,246 @@
+#include "server/keel_server.h"
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "raft/bootstrap.h"
+
+namespace keel::server {
+namespace {
+
+// Bytes gRPC may receive beyond --max-request-bytes, so that an oversized request
+// reaches our check (and its etcd error text) instead of gRPC's generic one.
+constexpr int kGrpcOverheadBytes = 512 * 1024;
+
+struct Identity {
+  std::string name;
+  uint64_t member_id = 0;
+  uint64_t cluster_id = 0;
+};
+
+absl::StatusOr<std::optional<Identity>> ReadIdentity(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::optional<Identity>();
+  Identity id;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    if (kv.size() != 2) continue;
+    if (kv[0] == "name") id.name = kv[1];
+    if (kv[0] == "member_id") (void)absl::SimpleHexAtoi(kv[1], &id.member_id);
+    if (kv[0] == "cluster_id") (void)absl::SimpleHexAtoi(kv[1], &id.cluster_id);
+  }
+  if (id.member_id == 0 || id.cluster_id == 0) {
+    return absl::DataLossError(absl::StrCat(path, " is not a valid member identity file"));
+  }
+  return std::optional<Identity>(id);
+}
+
+// Written once, atomically (temp file, fsync via close+rename is enough for a file
+// that is re-derivable from the flags if lost).
+absl::Status WriteIdentity(const std::string& path, const ServerConfig& c) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "name=" << c.name << "\n"
+        << "member_id=" << absl::StrCat(absl::Hex(c.member_id)) << "\n"
+        << "cluster_id=" << absl::StrCat(absl::Hex(c.cluster_id)) << "\n";
+    if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot write ", path, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<KeelServer>> KeelServer::Start(const ServerConfig& config) {
+  std::unique_ptr<KeelServer> server(new KeelServer(config));
+  absl::Status status = server->Open();
+  if (!status.ok()) {
+    server->Shutdown(absl::ZeroDuration());
+    return status;
+  }
+  return server;
+}
+
+KeelServer::~KeelServer() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status KeelServer::Open() {
+  const ServerConfig& c = config_;
+  std::error_code ec;
+  std::filesystem::create_directories(c.data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create data dir ", c.data_dir, ": ", ec.message()));
+  }
+  const std::string identity_path = c.data_dir + "/member";
+  ASSIGN_OR_RETURN(std::optional<Identity> identity, ReadIdentity(identity_path));
+  if (identity && (identity->cluster_id != c.cluster_id || identity->member_id != c.member_id)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data dir ", c.data_dir, " belongs to member ", absl::Hex(identity->member_id), " ('",
+        identity->name, "') of cluster ", absl::Hex(identity->cluster_id),
+        ", but the flags describe member ", absl::Hex(c.member_id), " ('", c.name, "') of cluster ",
+        absl::Hex(c.cluster_id),
+        ": check --name, --initial-cluster and --initial-cluster-token, or use another "
+        "--data-dir"));
+  }
+
+  storage::RaftLogStoreOptions log_options;
+  log_options.group_id = 1;
+  ASSIGN_OR_RETURN(log_, storage::RaftLogStore::Open(c.data_dir + "/log", log_options));
+  ASSIGN_OR_RETURN(raft::InitialState initial, log_->GetInitialState());
+  const bool empty_log = log_->LastIndex() == 0 && initial.hard_state.term() == 0;
+  if (empty_log && c.initial_cluster_state == "new") {
+    // A new cluster: every initial member writes the same membership entries.
+    std::vector<uint64_t> voters;
+    for (const auto& m : c.members) voters.push_back(m.id);
+    const raftpb::HardState hs = raft::BootstrapHardState(voters.size());
+    RETURN_IF_ERROR(log_->Save(&hs, raft::BootstrapEntries(voters), nullptr, /*sync=*/true));
+  }
+  if (!identity) RETURN_IF_ERROR(WriteIdentity(identity_path, c));
+
+  storage::KvStoreOptions kv_options;
+  kv_options.dir = c.data_dir + "/kv";
+  kv_options.block_cache_bytes = c.block_cache_bytes;
+  kv_options.max_txn_ops = c.max_txn_ops;
+  ASSIGN_OR_RETURN(kv_, storage::KvStore::Open(kv_options));
+
+  RaftNodeOptions node_options;
+  node_options.member_id = c.member_id;
+  node_options.tick_interval_ms = c.heartbeat_interval_ms;
+  node_options.election_timeout_ticks =
+      std::max(2, c.election_timeout_ms / c.heartbeat_interval_ms);
+  node_options.snapshot_count = c.snapshot_count;
+  node_options.snapshot_catchup_entries = c.snapshot_catchup_entries;
+  node_options.snapshot_dir = c.data_dir + "/snap";
+  node_ = std::make_unique<RaftNode>(node_options, log_.get(), kv_.get());
+
+  PeerTransportOptions transport_options;
+  transport_options.cluster_id = c.cluster_id;
+  transport_options.member_id = c.member_id;
+  transport_options.log = [](const std::string& line) {
+    std::fprintf(stderr, "keeld: peer: %s\n", line.c_str());
+  };
+  transport_ = std::make_unique<PeerTransport>(transport_options, node_.get(), node_.get());
+  node_->SetTransport(transport_.get());
+  for (const auto& m : c.members) {
+    if (m.id == c.member_id) continue;
+    ASSIGN_OR_RETURN(std::string address, UrlToAddress(m.peer_urls.front()));
+    transport_->AddPeer(m.id, address);
+  }
+
+  {
+    grpc::ServerBuilder builder;
+    std::vector<int> ports(c.listen_peer_urls.size(), 0);
+    for (size_t i = 0; i < c.listen_peer_urls.size(); ++i) {
+      ASSIGN_OR_RETURN(std::string address, UrlToAddress(c.listen_peer_urls[i]));
+      builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &ports[i]);
+    }
+    // A second keeld on the same port must fail, not share it (gRPC's default).
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    transport_->ConfigureServerBuilder(builder);
+    builder.RegisterService(transport_->service());
+    peer_server_ = builder.BuildAndStart();
+    for (size_t i = 0; i < ports.size(); ++i) {
+      if (!peer_server_ || ports[i] == 0) {
+        return absl::UnavailableError(absl::StrCat("cannot listen for peers on ",
+                                                   c.listen_peer_urls[i],
+                                                   " (port in use or address not available)"));
+      }
+    }
+  }
+  RETURN_IF_ERROR(node_->Start());
+
+  read_executor_ = std::make_unique<Executor>(2, 100'000);
+  service_context_.cluster_id = c.cluster_id;
+  service_context_.member_id = c.member_id;
+  service_context_.node = node_.get();
+  service_context_.kv = kv_.get();
+  service_context_.read_executor = read_executor_.get();
+  service_context_.members = c.members;
+  service_context_.max_request_bytes = c.max_request_bytes;
+  service_context_.max_txn_ops = c.max_txn_ops;
+  service_context_.request_timeout =
+      absl::Seconds(5) + absl::Milliseconds(2 * c.election_timeout_ms);
+  service_context_.data_dirs = {c.data_dir + "/log", c.data_dir + "/kv"};
+  kv_service_ = std::make_unique<KvService>(&service_context_);
+  maintenance_service_ = std::make_unique<MaintenanceService>(&service_context_);
+  cluster_service_ = std::make_unique<ClusterService>(&service_context_);
+  {
+    grpc::ServerBuilder builder;
+    std::vector<int> ports(c.listen_client_urls.size(), 0);
+    for (size_t i = 0; i < c.listen_client_urls.size(); ++i) {
+      ASSIGN_OR_RETURN(std::string address, UrlToAddress(c.listen_client_urls[i]));
+      builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &ports[i]);
+    }
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(c.max_request_bytes) + kGrpcOverheadBytes);
+    builder.RegisterService(kv_service_.get());
+    builder.RegisterService(maintenance_service_.get());
+    builder.RegisterService(cluster_service_.get());
+    client_server_ = builder.BuildAndStart();
+    for (size_t i = 0; i < ports.size(); ++i) {
+      if (!client_server_ || ports[i] == 0) {
+        return absl::UnavailableError(absl::StrCat("cannot listen for clients on ",
+                                                   c.listen_client_urls[i],
+                                                   " (port in use or address not available)"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string KeelServer::Describe() const {
+  return absl::StrCat("member ", absl::Hex(config_.member_id), " ('", config_.name,
+                      "') of cluster ", absl::Hex(config_.cluster_id), ": clients on ",
+                      absl::StrJoin(config_.listen_client_urls, ","), ", peers on ",
+                      absl::StrJoin(config_.listen_peer_urls, ","), ", data in ", config_.data_dir);
+}
+
+void KeelServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (node_ && grace > absl::ZeroDuration()) {
+    node_->TransferLeadershipAway(absl::Milliseconds(2 * config_.election_timeout_ms));
+  }
+  // Refuse new client calls; in-flight ones get `grace`, then the node fails the rest
+  // (which lets the server's Shutdown return).
+  std::thread client_stop;
+  if (client_server_) {
+    std::promise<void> stopped;
+    std::future<void> done = stopped.get_future();
+    client_stop = std::thread([this, grace, stopped = std::move(stopped)]() mutable {
+      client_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+      stopped.set_value();
+    });
+    done.wait_for(std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
+  }
+  if (node_) node_->Stop();
+  if (client_stop.joinable()) client_stop.join();
+  if (read_executor_) read_executor_->Stop();
+  if (peer_server_) peer_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+  if (transport_) transport_->Stop();
+  client_server_.reset();
+  peer_server_.reset();
+  kv_service_.reset();
+  maintenance_service_.reset();
+  cluster_service_.reset();
+  read_executor_.reset();
+  transport_.reset();
+  node_.reset();
+  kv_.reset();
+  log_.reset();
+}
+
+}  // namespace keel::server

@@ -1,0 +1,66 @@
+// KeelServer: one keeld member, wired together — data directory and identity, the Raft
+// log and state-machine stores, the node loop, the peer transport and its gRPC port,
+// and the client API's gRPC port.
+//
+// Data directory layout:
+//   <data-dir>/member   this member's identity (name, member id, cluster id)
+//   <data-dir>/log/     the Raft log (storage::RaftLogStore)
+//   <data-dir>/kv/      the state machine (storage::KvStore)
+//   <data-dir>/snap/    state-machine snapshots (checkpoints, received snapshots)
+//
+// Thread-safety: Start and Shutdown from one thread; the getters from any.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server.h"
+#include "server/client_services.h"
+#include "server/executor.h"
+#include "server/peer_transport.h"
+#include "server/raft_node.h"
+#include "server/server_config.h"
+#include "storage/kv_store.h"
+#include "storage/raft_log_store.h"
+
+namespace keel::server {
+
+class KeelServer {
+ public:
+  // Opens (or bootstraps) the member and starts serving. Errors name what is wrong:
+  // a data dir of another member or cluster, a corrupt log, a port in use.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<KeelServer>> Start(
+      const ServerConfig& config);
+  ~KeelServer();
+
+  // Graceful stop: a leader first hands leadership to another voter; new client
+  // requests are refused, in-flight ones get up to `grace` to finish, then the rest
+  // fail with "server stopped"; files are closed. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+  // Non-OK once the node stopped on a fatal error (e.g. a storage failure).
+  [[nodiscard]] absl::Status fatal_error() const { return node_->fatal_error(); }
+  [[nodiscard]] const ServerConfig& config() const { return config_; }
+  [[nodiscard]] std::string Describe() const;
+
+ private:
+  explicit KeelServer(ServerConfig config) : config_(std::move(config)) {}
+  [[nodiscard]] absl::Status Open();
+
+  ServerConfig config_;
+  std::unique_ptr<storage::RaftLogStore> log_;
+  std::unique_ptr<storage::KvStore> kv_;
+  std::unique_ptr<RaftNode> node_;
+  std::unique_ptr<PeerTransport> transport_;
+  std::unique_ptr<Executor> read_executor_;
+  ClientServiceContext service_context_;
+  std::unique_ptr<KvService> kv_service_;
+  std::unique_ptr<MaintenanceService> maintenance_service_;
+  std::unique_ptr<ClusterService> cluster_service_;
+  std::unique_ptr<grpc::Server> peer_server_;
+  std::unique_ptr<grpc::Server> client_server_;
+  bool shut_down_ = false;
+};
+
+}  // namespace keel::server

@@ -1,0 +1,60 @@
+// keeld: one member of a keel cluster.
+//   keeld --name n1 --initial-cluster n1=http://127.0.0.1:2380,... [flags]
+// SIGTERM / SIGINT: graceful stop (leadership handed over, requests finished);
+// a second signal exits at once.
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "server/keel_server.h"
+#include "server/server_config.h"
+
+int main(int argc, char** argv) {
+  auto config = keel::server::ParseServerConfig(argc, argv);
+  if (!config.ok()) {
+    if (absl::IsCancelled(config.status())) {  // --help / --version.
+      std::printf("%s\n", std::string(config.status().message()).c_str());
+      return 0;
+    }
+    std::fprintf(stderr, "keeld: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  // Signals are taken synchronously by this thread; every thread created from here on
+  // inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = keel::server::KeelServer::Start(*config);
+  if (!server.ok()) {
+    std::fprintf(stderr, "keeld: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "keeld: serving as %s\n", (*server)->Describe().c_str());
+
+  for (;;) {
+    timespec wait{0, 200'000'000};
+    const int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig == SIGTERM || sig == SIGINT) break;
+    absl::Status fatal = (*server)->fatal_error();
+    if (!fatal.ok()) {
+      std::fprintf(stderr, "keeld: stopping on a fatal error: %s\n",
+                   std::string(fatal.message()).c_str());
+      (*server)->Shutdown(absl::ZeroDuration());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "keeld: shutting down (signal again to exit at once)\n");
+  std::thread second_signal([&signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::fprintf(stderr, "keeld: second signal, exiting now\n");
+    std::_Exit(130);
+  });
+  second_signal.detach();
+  (*server)->Shutdown(absl::Seconds(2));
+  std::fprintf(stderr, "keeld: stopped\n");
+  return 0;
+}

@@ -1,0 +1,661 @@
+#include "server/raft_node.h"
+
+#include <filesystem>
+#include <future>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "common/check.h"
+#include "common/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
+#include "raft/read_only.h"
+#include "server/errors.h"
+
+namespace keel::server {
+namespace {
+
+using google::protobuf::internal::WireFormatLite;
+
+// Reads only origin_member_id (3) and origin_proposal_id (4) of an internalpb.Request,
+// skipping the rest, so the apply thread does not parse (and copy) every value twice.
+bool ParseOrigin(std::string_view data, uint64_t* member, uint64_t* proposal) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(data.data()),
+                                            static_cast<int>(data.size()));
+  *member = 0;
+  *proposal = 0;
+  for (;;) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) return true;
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    if ((field == 3 || field == 4) &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_VARINT) {
+      uint64_t v;
+      if (!in.ReadVarint64(&v)) return false;
+      (field == 3 ? *member : *proposal) = v;
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+}
+
+absl::Status MapProposeError(const absl::Status& status, uint64_t leader_id) {
+  if (absl::IsUnavailable(status)) return leader_id == 0 ? ErrNoLeader() : ErrLeaderChanged();
+  if (absl::IsResourceExhausted(status)) return ErrTooManyRequests();
+  return status;
+}
+
+// The raft thread may fall behind its ticks (a long fsync); it then ticks once and
+// re-anchors rather than firing a burst that would expire election timers at once.
+constexpr int kMaxTickLagIntervals = 5;
+// Incoming peer messages buffered for the raft thread beyond which new ones are
+// dropped (raft retransmits).
+constexpr size_t kInboxMessagesMax = 100'000;
+
+}  // namespace
+
+RaftNode::RaftNode(RaftNodeOptions options, storage::RaftLogStore* log, storage::KvStore* kv)
+    : options_(std::move(options)), log_(log), kv_(kv) {}
+
+RaftNode::~RaftNode() { Stop(); }
+
+absl::Status RaftNode::Start() {
+  KEEL_CHECK_MSG(transport_ != nullptr, "SetTransport before Start");
+  std::error_code ec;
+  std::filesystem::create_directories(options_.snapshot_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create snapshot dir ", options_.snapshot_dir, ": ", ec.message()));
+  }
+  ASSIGN_OR_RETURN(raft::InitialState initial, log_->GetInitialState());
+  ASSIGN_OR_RETURN(raftpb::Snapshot snapshot, log_->GetSnapshot());
+  const uint64_t snapshot_index = snapshot.metadata().index();
+  if (kv_->AppliedIndex() < snapshot_index) {
+    return absl::DataLossError(absl::StrCat(
+        "the state machine in ", kv_->dir(), " has applied up to index ", kv_->AppliedIndex(),
+        " but the raft log starts after its snapshot at index ", snapshot_index,
+        ": the state machine's data is missing or older than the log. Remove this member's "
+        "data directory and add it back to the cluster."));
+  }
+  applied_conf_state_ = initial.conf_state;
+  raft_applied_index_ = snapshot_index;
+  last_snapshot_index_ = snapshot_index;
+  applied_index_ = kv_->AppliedIndex();
+  // Outgoing checkpoints left by a crash are garbage.
+  for (const auto& entry : std::filesystem::directory_iterator(options_.snapshot_dir, ec)) {
+    std::filesystem::remove_all(entry.path(), ec);
+  }
+  term_ = initial.hard_state.term();
+  commit_index_ = initial.hard_state.commit();
+
+  raft::Config config;
+  config.id = options_.member_id;
+  config.group_id = options_.group_id;
+  config.election_tick = options_.election_timeout_ticks;
+  config.heartbeat_tick = 1;
+  config.storage = log_;
+  // Raft re-delivers committed entries above its snapshot; the state machine skips the
+  // ones it already applied, and raft relearns the conf changes among them.
+  config.applied = 0;
+  config.max_size_per_msg_bytes = options_.max_size_per_msg_bytes;
+  config.max_inflight_msgs = options_.max_inflight_msgs;
+  config.max_uncommitted_entries_bytes = options_.proposal_queue_bytes_max;
+  config.pre_vote = true;
+  config.check_quorum = true;
+  config.random_seed = options_.random_seed != 0
+                           ? options_.random_seed
+                           : std::random_device{}() ^ (options_.member_id << 17);
+  ASSIGN_OR_RETURN(raw_node_, raft::RawNode::Create(config));
+
+  started_ = true;
+  apply_thread_ = std::thread([this] { ApplyLoop(); });
+  raft_thread_ = std::thread([this] { RaftLoop(); });
+  return absl::OkStatus();
+}
+
+void RaftNode::Stop() {
+  if (!started_.exchange(false)) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (raft_thread_.joinable()) raft_thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(apply_mu_);
+    apply_stopping_ = true;
+  }
+  apply_cv_.notify_all();
+  if (apply_thread_.joinable()) apply_thread_.join();
+  FailAllWaiters(ErrStopped());
+}
+
+absl::Status RaftNode::fatal_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fatal_;
+}
+
+void RaftNode::Fatal(const absl::Status& status) {
+  std::fprintf(stderr, "keeld: fatal: %s\n", status.ToString().c_str());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fatal_.ok()) fatal_ = status;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(apply_mu_);
+    apply_stopping_ = true;
+  }
+  apply_cv_.notify_all();
+  FailAllWaiters(ErrStopped());
+}
+
+NodeStatus RaftNode::Status() const {
+  NodeStatus s;
+  s.member_id = options_.member_id;
+  s.leader_id = leader_id_.load();
+  s.term = term_.load();
+  s.commit_index = commit_index_.load();
+  s.applied_index = applied_index_.load();
+  s.is_leader = s.leader_id == options_.member_id;
+  s.is_learner = is_learner_.load();
+  return s;
+}
+
+// ---------------------------------------------------------------- client entry points
+
+void RaftNode::Propose(internalpb::Request request, absl::Time deadline, WriteCallback done) {
+  if (commit_index_.load() > applied_index_.load() + options_.max_apply_lag_entries) {
+    done(ErrTooManyRequests());  // Apply is far behind: shed load instead of queueing.
+    return;
+  }
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    id = next_proposal_id_++;
+    write_waiters_.emplace(id, WriteWaiter{deadline, std::move(done)});
+  }
+  request.set_origin_member_id(options_.member_id);
+  request.set_origin_proposal_id(id);
+  std::string data = request.SerializeAsString();
+  absl::Status refused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      refused = ErrStopped();
+    } else if (inbox_proposals_.size() >= options_.proposal_queue_max ||
+               inbox_proposal_bytes_ + data.size() > options_.proposal_queue_bytes_max) {
+      refused = ErrTooManyRequests();
+    } else {
+      inbox_proposal_bytes_ += data.size();
+      inbox_proposals_.push_back(PendingProposal{id, std::move(data)});
+    }
+  }
+  if (refused.ok()) {
+    cv_.notify_one();
+    return;
+  }
+  WriteCallback cb;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    auto it = write_waiters_.find(id);
+    if (it == write_waiters_.end()) return;
+    cb = std::move(it->second.done);
+    write_waiters_.erase(it);
+  }
+  cb(refused);
+}
+
+void RaftNode::ReadBarrier(absl::Time deadline, ReadCallback done) {
+  absl::Status refused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      refused = ErrStopped();
+    } else {
+      inbox_reads_.push_back(ReadWaiter{deadline, std::move(done)});
+    }
+  }
+  if (!refused.ok()) {
+    done(refused);
+    return;
+  }
+  cv_.notify_one();
+}
+
+void RaftNode::TransferLeadershipAway(absl::Duration timeout) {
+  if (leader_id_.load() != options_.member_id) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_transfer_to_ = ~uint64_t{0};  // "The best other voter", chosen by the raft thread.
+  }
+  cv_.notify_one();
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    const uint64_t leader = leader_id_.load();
+    if (leader != 0 && leader != options_.member_id) return;
+    absl::SleepFor(absl::Milliseconds(10));  // Shutdown path only.
+  }
+}
+
+// ---------------------------------------------------------------- transport callbacks
+
+void RaftNode::OnMessages(std::vector<raftpb::Message> messages) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || inbox_messages_.size() >= kInboxMessagesMax) return;
+    for (auto& m : messages) inbox_messages_.push_back(std::move(m));
+  }
+  cv_.notify_one();
+}
+
+void RaftNode::OnUnreachable(uint64_t peer_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_unreachable_.push_back(peer_id);
+  }
+  cv_.notify_one();
+}
+
+void RaftNode::OnSnapshotSent(uint64_t peer_id, bool ok) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_snapshot_status_.emplace_back(peer_id, ok);
+  }
+  cv_.notify_one();
+}
+
+// ---------------------------------------------------------------- raft thread
+
+void RaftNode::RaftLoop() {
+  const absl::Duration tick = absl::Milliseconds(options_.tick_interval_ms);
+  absl::Time next_tick = absl::Now() + tick;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      const auto wake = absl::ToChronoTime(next_tick);
+      cv_.wait_until(lock, wake, [this] {
+        return stopping_ || !inbox_messages_.empty() || !inbox_proposals_.empty() ||
+               !inbox_reads_.empty() || !inbox_unreachable_.empty() ||
+               !inbox_snapshot_status_.empty() || !inbox_compactions_.empty() ||
+               inbox_transfer_to_ != 0;
+      });
+      if (stopping_) return;
+    }
+    const absl::Time now = absl::Now();
+    const bool tick_due = now >= next_tick;
+    if (tick_due) {
+      next_tick += tick;
+      if (now - next_tick > kMaxTickLagIntervals * tick) next_tick = now + tick;
+    }
+    DrainInbox(tick_due);
+    while (raw_node_->HasReady()) {
+      absl::Status status = HandleReady(raw_node_->GetReady());
+      if (!status.ok()) {
+        Fatal(status);
+        return;
+      }
+    }
+  }
+}
+
+void RaftNode::DrainInbox(bool tick) {
+  std::vector<raftpb::Message> messages;
+  std::vector<uint64_t> unreachable;
+  std::vector<std::pair<uint64_t, bool>> snapshot_status;
+  std::deque<PendingProposal> proposals;
+  std::vector<ReadWaiter> reads;
+  std::vector<uint64_t> compactions;
+  uint64_t transfer_to;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    messages.swap(inbox_messages_);
+    unreachable.swap(inbox_unreachable_);
+    snapshot_status.swap(inbox_snapshot_status_);
+    proposals.swap(inbox_proposals_);
+    inbox_proposal_bytes_ = 0;
+    reads.swap(inbox_reads_);
+    compactions.swap(inbox_compactions_);
+    transfer_to = inbox_transfer_to_;
+    inbox_transfer_to_ = 0;
+  }
+  if (tick) {
+    raw_node_->Tick();
+    ExpireWaiters();
+  }
+  for (const auto& m : messages) (void)raw_node_->Step(m);  // Stale or foreign: dropped.
+  for (uint64_t peer : unreachable) raw_node_->ReportUnreachable(peer);
+  for (auto [peer, ok] : snapshot_status) raw_node_->ReportSnapshot(peer, ok);
+  for (uint64_t index : compactions) {
+    absl::Status status = log_->Compact(index);
+    if (!status.ok() && !raft::IsCompacted(status)) {
+      std::fprintf(stderr, "keeld: log compaction to %lu failed: %s\n",
+                   static_cast<unsigned long>(index), status.ToString().c_str());
+    }
+  }
+  if (transfer_to != 0) {
+    const raft::Status st = raw_node_->GetStatus();
+    uint64_t best = 0, best_match = 0;
+    for (const auto& [peer, pr] : st.progress) {
+      if (peer == options_.member_id || pr.is_learner) continue;
+      if (best == 0 || pr.match > best_match) {
+        best = peer;
+        best_match = pr.match;
+      }
+    }
+    if (best != 0) raw_node_->TransferLeader(best);
+  }
+
+  // Proposals: each becomes one entry; all of them land in the next Ready's one fsync.
+  std::vector<std::pair<uint64_t, absl::Status>> refused;
+  for (auto& p : proposals) {
+    absl::Status status = raw_node_->Propose(std::move(p.data));
+    if (!status.ok()) {
+      refused.emplace_back(p.proposal_id, MapProposeError(status, leader_id_.load()));
+    }
+  }
+  if (!refused.empty()) {
+    std::vector<std::pair<WriteCallback, absl::Status>> calls;
+    {
+      std::lock_guard<std::mutex> lock(waiters_mu_);
+      for (auto& [id, status] : refused) {
+        auto it = write_waiters_.find(id);
+        if (it == write_waiters_.end()) continue;
+        calls.emplace_back(std::move(it->second.done), status);
+        write_waiters_.erase(it);
+      }
+    }
+    for (auto& [cb, status] : calls) cb(status);
+  }
+
+  // Reads: every read that arrived since the last loop shares one ReadIndex request.
+  std::vector<uint64_t> reissue;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    if (!reads.empty()) {
+      const uint64_t ctx = next_read_ctx_++;
+      read_batches_[ctx].waiters = std::move(reads);
+      reissue.push_back(ctx);
+    }
+    if (tick) {
+      // A read request is lost if there was no leader or the leader changed; ask again
+      // every half election timeout until the read's deadline.
+      const int every = std::max(1, options_.election_timeout_ticks / 2);
+      for (auto& [ctx, batch] : read_batches_) {
+        if (++batch.ticks_waited % every == 0) reissue.push_back(ctx);
+      }
+    }
+  }
+  for (uint64_t ctx : reissue) raw_node_->ReadIndex(raft::ReadIndexQueue::EncodeRound(ctx));
+}
+
+absl::Status RaftNode::HandleReady(raft::Ready rd) {
+  if (rd.soft_state) {
+    leader_id_ = rd.soft_state->leader_id;
+  }
+  if (rd.hard_state) {
+    term_ = rd.hard_state->term();
+    commit_index_ = rd.hard_state->commit();
+  }
+  // 1. The leader's messages go out while it persists (thesis §10.2.1).
+  if (!rd.messages.empty()) transport_->Send(std::move(rd.messages));
+  // 2. A received snapshot reaches the state machine before the log records it: a
+  //    crash in between leaves a log that replays into a state machine that skips it.
+  if (rd.snapshot) RETURN_IF_ERROR(InstallSnapshot(*rd.snapshot));
+  // 3. One synced batch for everything this Ready persists.
+  if (rd.hard_state || !rd.entries.empty() || rd.snapshot) {
+    RETURN_IF_ERROR(log_->Save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries,
+                               rd.snapshot ? &rd.snapshot->metadata() : nullptr, rd.must_sync,
+                               rd.snapshot ? rd.snapshot->data() : std::string_view()));
+  }
+  // 4. Acks and votes only now.
+  if (!rd.messages_after_persist.empty()) transport_->Send(std::move(rd.messages_after_persist));
+  // 5. Reads confirmed by the leader wait for the apply thread to reach their index.
+  if (!rd.read_states.empty()) {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    for (auto& rs : rd.read_states) {
+      auto ctx = raft::ReadIndexQueue::DecodeRound(rs.request_ctx);
+      if (!ctx) continue;
+      auto it = read_batches_.find(*ctx);
+      if (it == read_batches_.end()) continue;  // Answered already (a re-issued request).
+      for (auto& w : it->second.waiters) confirmed_reads_.emplace(rs.index, std::move(w));
+      read_batches_.erase(it);
+    }
+  }
+  if (!rd.read_states.empty()) ReleaseReads(applied_index_.load());
+  // 6. Committed entries go to the apply thread; conf changes take effect in raft now.
+  if (!rd.committed_entries.empty()) {
+    ApplyTask task;
+    for (const auto& e : rd.committed_entries) {
+      if (e.type() != raftpb::ENTRY_CONF_CHANGE) continue;
+      raftpb::ConfChange change;
+      if (!change.ParseFromString(e.data())) {
+        return absl::DataLossError(absl::StrCat("malformed conf change at index ", e.index()));
+      }
+      task.conf_state = raw_node_->ApplyConfChange(change);
+      bool learner = false;
+      for (uint64_t id : task.conf_state->learners()) learner |= id == options_.member_id;
+      is_learner_ = learner;
+    }
+    task.entries = std::move(rd.committed_entries);
+    {
+      std::lock_guard<std::mutex> lock(apply_mu_);
+      apply_queue_.push_back(std::move(task));
+    }
+    apply_cv_.notify_one();
+  }
+  raw_node_->Advance();
+  return absl::OkStatus();
+}
+
+absl::Status RaftNode::RunOnApplyThread(std::function<absl::Status()> fn) {
+  std::promise<absl::Status> done;
+  std::future<absl::Status> result = done.get_future();
+  ApplyTask task;
+  task.run = [this, &fn, &done] { done.set_value(apply_thread_stopping_ ? ErrStopped() : fn()); };
+  {
+    std::lock_guard<std::mutex> lock(apply_mu_);
+    if (apply_stopping_) return ErrStopped();
+    apply_queue_.push_back(std::move(task));
+  }
+  apply_cv_.notify_one();
+  return result.get();
+}
+
+absl::Status RaftNode::InstallSnapshot(const raftpb::Snapshot& snapshot) {
+  // The data arrived (and was installed) before raft saw the snapshot message
+  // (ReceiveSnapshot); here the apply thread only adopts raft's view of it.
+  const raftpb::SnapshotMetadata meta = snapshot.metadata();
+  return RunOnApplyThread([this, meta]() -> absl::Status {
+    if (kv_->AppliedIndex() < meta.index()) {
+      return absl::DataLossError(absl::StrCat("raft installed a snapshot at index ", meta.index(),
+                                              " but the state machine has only applied up to ",
+                                              kv_->AppliedIndex()));
+    }
+    applied_conf_state_ = meta.conf_state();
+    raft_applied_index_ = std::max(raft_applied_index_, meta.index());
+    last_snapshot_index_ = std::max(last_snapshot_index_, meta.index());
+    return absl::OkStatus();
+  });
+}
+
+void RaftNode::ExpireWaiters() {
+  const absl::Time now = absl::Now();
+  std::vector<std::function<void(absl::Status)>> expired_reads;
+  std::vector<WriteCallback> expired_writes;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    for (auto it = write_waiters_.begin(); it != write_waiters_.end();) {
+      if (it->second.deadline <= now) {
+        expired_writes.push_back(std::move(it->second.done));
+        it = write_waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto it = read_batches_.begin(); it != read_batches_.end();) {
+      auto& waiters = it->second.waiters;
+      for (auto w = waiters.begin(); w != waiters.end();) {
+        if (w->deadline <= now) {
+          expired_reads.push_back(std::move(w->done));
+          w = waiters.erase(w);
+        } else {
+          ++w;
+        }
+      }
+      it = waiters.empty() ? read_batches_.erase(it) : std::next(it);
+    }
+    for (auto it = confirmed_reads_.begin(); it != confirmed_reads_.end();) {
+      if (it->second.deadline <= now) {
+        expired_reads.push_back(std::move(it->second.done));
+        it = confirmed_reads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& cb : expired_writes) cb(ErrTimeout());
+  for (auto& cb : expired_reads) cb(ErrTimeout());
+}
+
+void RaftNode::FailAllWaiters(const absl::Status& status) {
+  std::vector<WriteCallback> writes;
+  std::vector<ReadCallback> reads;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& r : inbox_reads_) reads.push_back(std::move(r.done));
+    inbox_reads_.clear();
+    inbox_proposals_.clear();
+    inbox_proposal_bytes_ = 0;
+  }
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    for (auto& [id, w] : write_waiters_) writes.push_back(std::move(w.done));
+    write_waiters_.clear();
+    for (auto& [ctx, batch] : read_batches_) {
+      for (auto& w : batch.waiters) reads.push_back(std::move(w.done));
+    }
+    read_batches_.clear();
+    for (auto& [index, w] : confirmed_reads_) reads.push_back(std::move(w.done));
+    confirmed_reads_.clear();
+  }
+  for (auto& cb : writes) cb(status);
+  for (auto& cb : reads) cb(status);
+}
+
+// ---------------------------------------------------------------- apply thread
+
+void RaftNode::ApplyLoop() {
+  for (;;) {
+    ApplyTask task;
+    std::deque<ApplyTask> abandoned;
+    bool stopping = false;
+    {
+      std::unique_lock<std::mutex> lock(apply_mu_);
+      apply_cv_.wait(lock, [this] { return apply_stopping_ || !apply_queue_.empty(); });
+      if (apply_stopping_) {
+        stopping = true;
+        abandoned.swap(apply_queue_);
+      } else {
+        task = std::move(apply_queue_.front());
+        apply_queue_.pop_front();
+      }
+    }
+    if (stopping) {
+      apply_thread_stopping_ = true;
+      // Unapplied entries are applied again from the log after a restart; threads
+      // waiting for a function to run must not wait forever.
+      for (auto& t : abandoned) {
+        if (t.run) t.run();
+      }
+      return;
+    }
+    if (task.run) {
+      task.run();
+      continue;
+    }
+    absl::Status status = ApplyEntries(task);
+    if (status.ok()) status = MaybeSnapshot();
+    if (!status.ok()) {
+      Fatal(status);
+      return;
+    }
+  }
+}
+
+absl::Status RaftNode::ApplyEntries(ApplyTask& task) {
+  std::vector<storage::ApplyEntry> batch;
+  batch.reserve(task.entries.size());
+  for (const auto& e : task.entries) {
+    // Conf changes go to the state machine as no-ops so its applied index keeps up.
+    batch.push_back(storage::ApplyEntry{
+        e.index(), e.type() == raftpb::ENTRY_CONF_CHANGE ? std::string_view() : e.data()});
+  }
+  ASSIGN_OR_RETURN(std::vector<storage::ApplyResult> results, kv_->Apply(batch));
+
+  // Answer the writers that proposed through this member.
+  std::vector<std::pair<WriteCallback, storage::ApplyResult*>> calls;
+  {
+    size_t r = 0;
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    for (const auto& e : task.entries) {
+      while (r < results.size() && results[r].index < e.index()) ++r;
+      if (r >= results.size() || results[r].index != e.index()) continue;  // Replayed.
+      if (e.type() == raftpb::ENTRY_CONF_CHANGE || e.data().empty()) continue;
+      uint64_t member, proposal;
+      if (!ParseOrigin(e.data(), &member, &proposal) || member != options_.member_id) continue;
+      auto it = write_waiters_.find(proposal);
+      if (it == write_waiters_.end()) continue;  // Timed out meanwhile.
+      calls.emplace_back(std::move(it->second.done), &results[r]);
+      write_waiters_.erase(it);
+    }
+  }
+  if (task.conf_state) applied_conf_state_ = *task.conf_state;
+  raft_applied_index_ = task.entries.back().index();
+  // After a snapshot install the state machine may be ahead of what raft handed out.
+  const uint64_t applied = std::max(raft_applied_index_, kv_->AppliedIndex());
+  applied_index_ = applied;
+  for (auto& [cb, result] : calls) cb(std::move(*result));
+  ReleaseReads(applied);
+  return absl::OkStatus();
+}
+
+void RaftNode::ReleaseReads(uint64_t applied_index) {
+  std::vector<ReadCallback> ready;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    auto end = confirmed_reads_.upper_bound(applied_index);
+    for (auto it = confirmed_reads_.begin(); it != end; ++it) {
+      ready.push_back(std::move(it->second.done));
+    }
+    confirmed_reads_.erase(confirmed_reads_.begin(), end);
+  }
+  for (auto& cb : ready) cb(absl::OkStatus());
+}
+
+absl::Status RaftNode::MaybeSnapshot() {
+  const uint64_t index = raft_applied_index_;
+  if (index < last_snapshot_index_ + options_.snapshot_count) return absl::OkStatus();
+  // Only a state machine that is exactly at `index` can stand for the snapshot (after
+  // a snapshot install it may be ahead until raft's entries catch up).
+  if (kv_->AppliedIndex() != index) return absl::OkStatus();
+  // The state machine's writes are not fsynced one by one; the log may only drop
+  // entries that are durable in it. Its data is streamed from a fresh checkpoint
+  // whenever a follower needs it (OpenSnapshot), so the snapshot record is metadata.
+  RETURN_IF_ERROR(kv_->Sync());
+  ASSIGN_OR_RETURN(raftpb::Snapshot recorded,
+                   log_->CreateSnapshot(index, applied_conf_state_, std::string_view()));
+  (void)recorded;
+  last_snapshot_index_ = index;
+  if (index > options_.snapshot_catchup_entries) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      inbox_compactions_.push_back(index - options_.snapshot_catchup_entries);
+    }
+    cv_.notify_one();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace keel::server

@@ -1,0 +1,231 @@
+// RaftNode: the node loop of keeld. It owns the consensus core (raft::RawNode) of one
+// Raft group and joins it to the durable log (storage::RaftLogStore), the state machine
+// (storage::KvStore) and the peer transport.
+//
+// Threads:
+//  - the raft thread owns the RawNode: it ticks it, steps peer messages, feeds batched
+//    proposals and read requests into it, and carries out each Ready — sends the
+//    leader's messages, persists entries + hard state in one synced batch, sends the
+//    rest, applies conf changes to raft, and hands committed entries to the apply
+//    thread. Proposals arriving during an fsync batch up into the next Ready (group
+//    commit).
+//  - the apply thread applies committed entries to the KvStore in batches, answers the
+//    waiting writers, releases reads whose index is applied, and takes snapshots, so a
+//    slow apply never delays heartbeats.
+//
+// Callbacks (write results, read barriers) run on the apply or raft thread with no node
+// lock held; they must be quick (hand real work to another thread).
+//
+// Thread-safety: all public methods may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/internal.pb.h"
+#include "raft/raw_node.h"
+#include "server/peer_transport.h"
+#include "storage/kv_store.h"
+#include "storage/raft_log_store.h"
+
+namespace keel::server {
+
+struct RaftNodeOptions {
+  uint64_t member_id = 0;
+  uint64_t group_id = 1;
+  // etcd's --heartbeat-interval: one raft tick.
+  int tick_interval_ms = 100;
+  // etcd's --election-timeout, in ticks (1000 ms / 100 ms).
+  int election_timeout_ticks = 10;
+  // Applied entries between two state-machine snapshots (then the log is compacted).
+  uint64_t snapshot_count = 10'000;
+  // Entries kept in the log below a snapshot, so a briefly lagging follower catches up
+  // by appends rather than a whole snapshot.
+  uint64_t snapshot_catchup_entries = 5'000;
+  // Proposals queued but not yet handed to raft; past it, "too many requests".
+  size_t proposal_queue_max = 8192;
+  size_t proposal_queue_bytes_max = 256 << 20;
+  // Committed but unapplied entries beyond which new writes are refused (etcd: 5000).
+  uint64_t max_apply_lag_entries = 5'000;
+  uint64_t max_size_per_msg_bytes = 1 << 20;
+  int max_inflight_msgs = 512;
+  // Directory for state-machine snapshot checkpoints and received snapshots.
+  std::string snapshot_dir;
+  uint64_t random_seed = 0;  // 0: seeded from the member id and the clock.
+};
+
+struct NodeStatus {
+  uint64_t member_id = 0;
+  uint64_t leader_id = 0;
+  uint64_t term = 0;
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  bool is_leader = false;
+  bool is_learner = false;
+};
+
+class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
+ public:
+  using WriteCallback = std::function<void(absl::StatusOr<storage::ApplyResult>)>;
+  using ReadCallback = std::function<void(absl::Status)>;
+
+  // `log` and `kv` must outlive the node.
+  RaftNode(RaftNodeOptions options, storage::RaftLogStore* log, storage::KvStore* kv);
+  ~RaftNode() override;
+  RaftNode(const RaftNode&) = delete;
+  RaftNode& operator=(const RaftNode&) = delete;
+
+  // The transport is created after the node (it needs the node as handler); set it
+  // before Start. Not owned.
+  void SetTransport(PeerTransport* transport) { transport_ = transport; }
+
+  // Builds the RawNode from the log, catches the state machine up and starts the
+  // threads. Errors: storage errors (kDataLoss: a corrupt log or state machine).
+  [[nodiscard]] absl::Status Start();
+
+  // If leader, hands leadership to the most caught-up voter and waits (up to
+  // `timeout`) until another member leads. Returns once done or timed out.
+  void TransferLeadershipAway(absl::Duration timeout);
+
+  // Fails every waiting request with "server stopped", stops and joins the threads.
+  // Idempotent.
+  void Stop();
+
+  // Replicates a write. `done` is called exactly once: with the state machine's result
+  // once the entry applied here, or an error (no leader, too many requests, timed out,
+  // stopped). Never blocks.
+  void Propose(internalpb::Request request, absl::Time deadline, WriteCallback done);
+
+  // A linearizable read barrier (ReadIndex): `done(OK)` once this member's state
+  // machine has applied everything committed when the barrier was requested, as
+  // confirmed by the leader; then a local read is linearizable. Reads requested
+  // together share one confirmation round.
+  void ReadBarrier(absl::Time deadline, ReadCallback done);
+
+  [[nodiscard]] NodeStatus Status() const;
+  [[nodiscard]] uint64_t term() const { return term_.load(); }
+  [[nodiscard]] uint64_t leader_id() const { return leader_id_.load(); }
+  // A fatal error stopped the node (storage failure); empty while healthy.
+  [[nodiscard]] absl::Status fatal_error() const;
+
+  // PeerMessageHandler (transport threads).
+  void OnMessages(std::vector<raftpb::Message> messages) override;
+  void OnUnreachable(uint64_t peer_id) override;
+  void OnSnapshotSent(uint64_t peer_id, bool ok) override;
+  // SnapshotHandler (transport threads; raft_node_snapshot.cc).
+  absl::StatusOr<std::unique_ptr<SnapshotChunkReader>> OpenSnapshot(
+      const raftpb::Message& msg_snap) override;
+  absl::Status ReceiveSnapshot(const raftpb::Message& msg_snap,
+                               SnapshotChunkReader& chunks) override;
+
+ private:
+  struct PendingProposal {
+    uint64_t proposal_id = 0;
+    std::string data;
+  };
+  struct WriteWaiter {
+    absl::Time deadline;
+    WriteCallback done;
+  };
+  struct ReadWaiter {
+    absl::Time deadline;
+    ReadCallback done;
+  };
+  struct ReadBatch {
+    std::vector<ReadWaiter> waiters;
+    int ticks_waited = 0;
+  };
+  // Work for the apply thread, in order: committed entries, or a function to run there
+  // (snapshot checkpoints and installs, which must not race with applies).
+  struct ApplyTask {
+    std::vector<raftpb::Entry> entries;
+    std::optional<raftpb::ConfState> conf_state;  // Membership after these entries.
+    std::function<void()> run;
+  };
+
+  void RaftLoop();
+  void ApplyLoop();
+  // Raft thread: one Ready, carried out in the order raw_node.h prescribes.
+  [[nodiscard]] absl::Status HandleReady(raft::Ready rd);
+  [[nodiscard]] absl::Status InstallSnapshot(const raftpb::Snapshot& snapshot);
+  // Runs `fn` on the apply thread after everything queued before it; waits for it.
+  [[nodiscard]] absl::Status RunOnApplyThread(std::function<absl::Status()> fn);
+  void DrainInbox(bool tick);
+  void ExpireWaiters();
+  void FailAllWaiters(const absl::Status& status);
+  void Fatal(const absl::Status& status);
+
+  // Apply thread.
+  [[nodiscard]] absl::Status ApplyEntries(ApplyTask& task);
+  void ReleaseReads(uint64_t applied_index);
+  [[nodiscard]] absl::Status MaybeSnapshot();
+
+  const RaftNodeOptions options_;
+  storage::RaftLogStore* const log_;
+  storage::KvStore* const kv_;
+  PeerTransport* transport_ = nullptr;
+  std::unique_ptr<raft::RawNode> raw_node_;  // Raft thread only (after Start).
+
+  // Inbox of the raft thread; guarded by mu_.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<raftpb::Message> inbox_messages_;
+  std::vector<uint64_t> inbox_unreachable_;
+  std::vector<std::pair<uint64_t, bool>> inbox_snapshot_status_;
+  std::deque<PendingProposal> inbox_proposals_;
+  size_t inbox_proposal_bytes_ = 0;
+  std::vector<ReadWaiter> inbox_reads_;
+  std::vector<uint64_t> inbox_compactions_;
+  uint64_t inbox_transfer_to_ = 0;
+  bool stopping_ = false;
+  absl::Status fatal_;
+
+  // Waiters; guarded by waiters_mu_ (never held while calling a callback).
+  mutable std::mutex waiters_mu_;
+  uint64_t next_proposal_id_ = 1;
+  std::map<uint64_t, WriteWaiter> write_waiters_;
+  std::map<uint64_t, ReadBatch> read_batches_;           // By read context.
+  std::multimap<uint64_t, ReadWaiter> confirmed_reads_;  // By read index.
+
+  // Apply queue; guarded by apply_mu_.
+  std::mutex apply_mu_;
+  std::condition_variable apply_cv_;
+  std::deque<ApplyTask> apply_queue_;
+  bool apply_stopping_ = false;
+
+  // Apply thread only. raft_applied_index_ is the last entry raft handed out and this
+  // thread processed; the state machine may be ahead of it after a snapshot install.
+  raftpb::ConfState applied_conf_state_;
+  uint64_t raft_applied_index_ = 0;
+  uint64_t last_snapshot_index_ = 0;
+
+  // One incoming snapshot at a time; numbering of outgoing checkpoint directories.
+  std::mutex receive_snapshot_mu_;
+  std::atomic<uint64_t> next_checkpoint_id_{1};
+
+  std::atomic<uint64_t> term_{0};
+  std::atomic<uint64_t> leader_id_{0};
+  std::atomic<uint64_t> commit_index_{0};
+  std::atomic<uint64_t> applied_index_{0};
+  std::atomic<bool> is_learner_{false};
+  uint64_t next_read_ctx_ = 1;  // Raft thread only.
+
+  std::thread raft_thread_;
+  std::thread apply_thread_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> apply_thread_stopping_{false};
+};
+
+}  // namespace keel::server

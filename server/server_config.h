@@ -1,0 +1,50 @@
+// keeld's configuration: etcd-style flags, the same settings from a config file
+// (--config-file, TOML/INI key = value, keys named like the flags), and the checks that
+// turn a wrong setup into one clear line instead of a half-started node.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/membership.h"
+
+namespace keel::server {
+
+struct ServerConfig {
+  std::string name = "default";
+  std::string data_dir;  // Default: "<name>.keel".
+  std::vector<std::string> listen_client_urls = {"http://127.0.0.1:2379"};
+  std::vector<std::string> advertise_client_urls;  // Default: listen_client_urls.
+  std::vector<std::string> listen_peer_urls = {"http://127.0.0.1:2380"};
+  std::vector<std::string> initial_advertise_peer_urls;  // Default: listen_peer_urls.
+  std::string initial_cluster;                // "name=url,name=url"; default: this member alone.
+  std::string initial_cluster_state = "new";  // "new" or "existing".
+  std::string initial_cluster_token = "keel-cluster";
+  int heartbeat_interval_ms = 100;
+  int election_timeout_ms = 1000;
+  uint64_t snapshot_count = 10'000;
+  uint64_t snapshot_catchup_entries = 5'000;
+  uint64_t max_request_bytes = 1536 * 1024;
+  int64_t max_txn_ops = 128;
+  uint64_t block_cache_bytes = 256ull << 20;
+
+  // Derived by Resolve().
+  uint64_t member_id = 0;
+  uint64_t cluster_id = 0;
+  std::vector<MemberInfo> members;  // Sorted by id.
+};
+
+// Parses argv (and the config file it names). Errors: kInvalidArgument with one line
+// naming the bad flag; `--help` / `--version` come back as kCancelled carrying the text
+// to print.
+[[nodiscard]] absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv);
+
+// Checks the settings against each other and derives ids and the member list.
+[[nodiscard]] absl::Status Resolve(ServerConfig* config);
+
+// "http://host:port" -> "host:port" for gRPC (only plain http for now).
+[[nodiscard]] absl::StatusOr<std::string> UrlToAddress(const std::string& url);
+
+}  // namespace keel::server
