@@ -123,6 +123,7 @@ void Raft::Reset(uint64_t term) {
   }
   pending_conf_index_ = 0;
   uncommitted_bytes_ = 0;
+  broadcast_pending_ = false;
   read_queue_.Reset();
   reads_awaiting_term_commit_.clear();
 }
@@ -155,11 +156,11 @@ void Raft::BecomeLeader() {
   lead_ = id_;
   role_ = Role::kLeader;
   if (Progress* self = tracker_.Get(id_)) self->BecomeReplicate();
-  // Conf changes in the log before this term may not be applied yet: the first one
-  // this leader accepts must wait until everything up to here is applied.
-  pending_conf_index_ = log_.LastIndex();
   // The no-op commits the previous terms' entries (Raft §5.4.2, §8).
   AppendEntries({raftpb::Entry()});
+  // No conf change until the no-op (and so every earlier change) is committed and
+  // applied: the fix for the single-server change bug Ongaro described in 2015.
+  pending_conf_index_ = log_.LastIndex();
 }
 
 bool Raft::Promotable() const {
@@ -222,6 +223,12 @@ void Raft::OnPersisted() {
   Progress* self = tracker_.Get(id_);
   if (self == nullptr) return;  // Removed from the group.
   if (self->MaybeUpdate(log_.StableLastIndex()) && MaybeCommit()) OnCommitAdvanced();
+}
+
+void Raft::FlushBroadcast() {
+  if (!broadcast_pending_) return;
+  broadcast_pending_ = false;
+  if (role_ == Role::kLeader) BroadcastAppend();
 }
 
 void Raft::FlushReadIndex() {

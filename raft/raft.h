@@ -47,6 +47,9 @@ class Raft {
   // Starts a heartbeat round for reads queued since the last Ready (leader only).
   void FlushReadIndex();
   bool HasUnsentReads() const { return read_queue_.HasUnassigned(); }
+  // Sends the appends (new entries, a new commit index) batched since the last Ready.
+  void FlushBroadcast();
+  bool HasPendingBroadcast() const { return broadcast_pending_; }
   // Decrements the uncommitted-bytes budget for entries handed out to apply.
   void ReduceUncommittedSize(const std::vector<raftpb::Entry>& entries);
 
@@ -153,6 +156,7 @@ class Raft {
   // Index of the last conf change proposed; another may be proposed once it is applied.
   uint64_t pending_conf_index_ = 0;
   uint64_t uncommitted_bytes_ = 0;
+  bool broadcast_pending_ = false;  // Leader: appends to send at the next Ready.
   ReadIndexQueue read_queue_;
   // Reads that arrived before this leader committed an entry of its term.
   std::vector<raftpb::Message> reads_awaiting_term_commit_;

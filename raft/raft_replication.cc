@@ -128,7 +128,8 @@ absl::Status Raft::AppendProposal(const raftpb::Message& m) {
   }
   uncommitted_bytes_ += bytes;
   AppendEntries(std::move(entries));
-  BroadcastAppend();
+  // Replicated at the next Ready: every proposal until then shares one MsgApp per peer.
+  broadcast_pending_ = true;
   return absl::OkStatus();
 }
 
@@ -229,7 +230,9 @@ bool Raft::MaybeCommit() {
 }
 
 void Raft::OnCommitAdvanced() {
-  BroadcastAppend();
+  // Followers learn the new commit index at the next Ready, once per Ready however
+  // many acks advanced it.
+  broadcast_pending_ = true;
   if (!reads_awaiting_term_commit_.empty() && CommittedEntryInCurrentTerm()) {
     std::vector<raftpb::Message> reads = std::move(reads_awaiting_term_commit_);
     reads_awaiting_term_commit_.clear();

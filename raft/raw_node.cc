@@ -105,11 +105,13 @@ bool RawNode::HasReady() const {
   if (r.log().unstable_snapshot() || !r.log().unstable_entries().empty()) return true;
   if (!raft_->msgs().empty() || !raft_->msgs_after_persist().empty()) return true;
   if (!raft_->read_states().empty() || raft_->HasUnsentReads()) return true;
+  if (raft_->HasPendingBroadcast()) return true;
   return r.log().HasNextCommittedEntries();
 }
 
 Ready RawNode::GetReady() {
   KEEL_CHECK_MSG(!ready_in_flight_, "GetReady called again before Advance");
+  raft_->FlushBroadcast();
   raft_->FlushReadIndex();
   Ready rd;
   const SoftState soft = raft_->GetSoftState();

@@ -122,7 +122,9 @@ class RawNode {
   raftpb::ConfState ApplyConfChange(const raftpb::ConfChange& change);
 
   // Delivers a message from a peer. Errors: kInvalidArgument for a local-only message
-  // type or a message for another group; messages from unknown peers are ignored.
+  // type or a message for another group; messages from unknown peers are ignored. A
+  // proposal forwarded by a follower (MSG_PROP) returns what Propose would (kUnavailable,
+  // kResourceExhausted, kFailedPrecondition): the proposal was dropped, nothing else.
   [[nodiscard]] absl::Status Step(const raftpb::Message& message);
 
   // Requests a linearizable read point; the answer comes back as a ReadState carrying
