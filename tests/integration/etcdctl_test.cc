@@ -1,0 +1,190 @@
+// Compatibility with the unmodified etcdctl from Debian's etcd-client package (3.4):
+// the output text and JSON are checked, not only exit codes.
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/util/json_util.h"
+#include "tests/integration/cluster_test_base.h"
+
+namespace keel::integration {
+namespace {
+
+class EtcdctlTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    if (std::string(EtcdctlPath()).empty()) {
+      GTEST_SKIP() << "etcdctl not installed (Debian package etcd-client)";
+    }
+  }
+
+  // etcdctl against member i.
+  CommandResult Ctl(int i, std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), {EtcdctlPath(), "--endpoints=" + cluster_->client_address(i),
+                               "--command-timeout=10s", "--dial-timeout=5s"});
+    return RunCommand(args, input, {"ETCDCTL_API=3"}, absl::Seconds(30));
+  }
+  // Same, and the call must succeed.
+  std::string CtlOk(int i, std::vector<std::string> args, const std::string& input = "") {
+    CommandResult r = Ctl(i, args, input);
+    EXPECT_EQ(r.exit_code, 0) << absl::StrJoin(args, " ") << ": " << r.err;
+    return r.out;
+  }
+};
+
+template <typename Message>
+bool ParseJson(const std::string& json, Message* message) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
+  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
+  return status.ok();
+}
+
+// The JSON object that follows "key": in `json` (brace matching; strings in etcdctl's
+// output never contain braces here).
+std::string ObjectAfter(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\":");
+  if (at == std::string::npos) return "";
+  at = json.find('{', at);
+  int depth = 0;
+  for (size_t i = at; i < json.size(); ++i) {
+    if (json[i] == '{') ++depth;
+    if (json[i] == '}' && --depth == 0) return json.substr(at, i - at + 1);
+  }
+  return "";
+}
+
+int64_t RevisionOf(Cluster& c, int member) {
+  etcdserverpb::RangeResponse got;
+  EXPECT_TRUE(c.Get(member, "any", false, &got).ok());
+  return got.header().revision();
+}
+
+TEST_F(EtcdctlTest, PutGetDelTxnCompaction) {
+  Cluster& c = StartCluster(ClusterOptions{});
+  ASSERT_FALSE(HasFailure());
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok());
+  const int follower = (*leader + 1) % c.size();
+
+  EXPECT_EQ(CtlOk(follower, {"put", "foo", "bar"}), "OK\n");
+  const int64_t rev_bar = RevisionOf(c, 0);
+  EXPECT_EQ(CtlOk(*leader, {"put", "foo1", "v1"}), "OK\n");
+  EXPECT_EQ(CtlOk(follower, {"put", "foo2", "v2"}), "OK\n");
+  EXPECT_EQ(CtlOk(follower, {"put", "fop", "other"}), "OK\n");
+  EXPECT_EQ(CtlOk(*leader, {"put", "foo", "bar2"}), "OK\n");
+
+  EXPECT_EQ(CtlOk(follower, {"get", "foo"}), "foo\nbar2\n");
+  EXPECT_EQ(CtlOk(follower, {"get", "foo", "--prefix"}), "foo\nbar2\nfoo1\nv1\nfoo2\nv2\n");
+  EXPECT_EQ(CtlOk(*leader, {"get", "foo", "--prefix", "--limit", "2"}), "foo\nbar2\nfoo1\nv1\n");
+  EXPECT_EQ(CtlOk(follower, {"get", "foo", "--prefix", "--keys-only"}), "foo\n\nfoo1\n\nfoo2\n\n");
+  EXPECT_EQ(CtlOk(follower, {"get", "foo", "--rev=" + std::to_string(rev_bar)}), "foo\nbar\n");
+  EXPECT_EQ(CtlOk(follower, {"get", "foo", "--consistency=s"}), "foo\nbar2\n");
+  EXPECT_EQ(CtlOk(follower, {"get", "nothing-here"}), "");
+  EXPECT_EQ(CtlOk(follower, {"get", "foo", "fop"}), "foo\nbar2\nfoo1\nv1\nfoo2\nv2\n")
+      << "a range [foo, fop) excludes fop";
+
+  // -w json: the header and the key-values.
+  {
+    auto status = c.Status(follower);
+    ASSERT_TRUE(status.ok());
+    etcdserverpb::RangeResponse got;
+    ASSERT_TRUE(ParseJson(CtlOk(follower, {"get", "foo", "--prefix", "-w", "json"}), &got));
+    EXPECT_EQ(got.header().cluster_id(), status->header().cluster_id());
+    EXPECT_EQ(got.header().member_id(), status->header().member_id());
+    EXPECT_EQ(got.header().revision(), RevisionOf(c, follower));
+    EXPECT_GE(got.header().raft_term(), 1u);
+    EXPECT_EQ(got.count(), 3);
+    ASSERT_EQ(got.kvs_size(), 3);
+    EXPECT_EQ(got.kvs(0).key(), "foo");
+    EXPECT_EQ(got.kvs(0).value(), "bar2");
+    EXPECT_EQ(got.kvs(0).version(), 2);
+    EXPECT_EQ(got.kvs(0).create_revision(), rev_bar);
+    EXPECT_GT(got.kvs(0).mod_revision(), rev_bar);
+  }
+
+  // del: prints the number of deleted keys.
+  EXPECT_EQ(CtlOk(follower, {"del", "foo1"}), "1\n");
+  EXPECT_EQ(CtlOk(follower, {"del", "foo1"}), "0\n");
+  EXPECT_EQ(CtlOk(*leader, {"del", "foo", "--prefix", "--prev-kv"}), "2\nfoo\nbar2\nfoo2\nv2\n");
+  EXPECT_EQ(CtlOk(follower, {"get", "foo", "--prefix"}), "");
+
+  // txn from stdin: compares, blank line, success ops, blank line, failure ops.
+  CtlOk(follower, {"put", "tk", "1"});
+  EXPECT_EQ(CtlOk(follower, {"txn", "--interactive=false"},
+                  "value(\"tk\") = \"1\"\n\nput tk 2\nput res yes\n\nput res no\n\n"),
+            "SUCCESS\n\nOK\n\nOK\n");
+  EXPECT_EQ(CtlOk(*leader, {"txn", "--interactive=false"},
+                  "value(\"tk\") = \"1\"\n\nput res yes-again\n\nget tk\n\n"),
+            "FAILURE\n\ntk\n2\n");
+  EXPECT_EQ(CtlOk(follower, {"get", "res"}), "res\nyes\n");
+
+  // compaction: old revisions become unreadable, with etcd's message.
+  const int64_t now = RevisionOf(c, 0);
+  EXPECT_EQ(CtlOk(follower, {"compaction", std::to_string(now)}),
+            "compacted revision " + std::to_string(now) + "\n");
+  CommandResult old = Ctl(follower, {"get", "foo", "--rev=" + std::to_string(rev_bar)});
+  EXPECT_NE(old.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(old.err, "required revision has been compacted")) << old.err;
+  EXPECT_EQ(CtlOk(follower, {"get", "tk", "--rev=" + std::to_string(now)}), "tk\n2\n");
+}
+
+TEST_F(EtcdctlTest, EndpointStatusHealthAndMemberList) {
+  Cluster& c = StartCluster(ClusterOptions{});
+  ASSERT_FALSE(HasFailure());
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok());
+  ASSERT_TRUE(c.Put(0, "a", "b").ok());
+  const uint64_t leader_id = c.member(*leader).member_id;
+
+  for (int i = 0; i < c.size(); ++i) {
+    // JSON: [{"Endpoint":"...","Status":{"header":{...},"leader":...,"raftIndex":...}}]
+    const std::string json = CtlOk(i, {"endpoint", "status", "-w", "json"});
+    EXPECT_TRUE(absl::StrContains(json, "\"Endpoint\":\"" + c.client_address(i) + "\"")) << json;
+    etcdserverpb::StatusResponse status;
+    ASSERT_TRUE(ParseJson(ObjectAfter(json, "Status"), &status)) << json;
+    EXPECT_EQ(status.header().member_id(), c.member(i).member_id);
+    EXPECT_EQ(status.leader(), leader_id);
+    EXPECT_GT(status.raftindex(), 0u);
+    EXPECT_GE(status.raftterm(), 1u);
+    EXPECT_GT(status.dbsize(), 0);
+    EXPECT_FALSE(status.version().empty());
+
+    // Table: endpoint, member id (hex), version, db size, is leader, ...
+    const std::string text = CtlOk(i, {"endpoint", "status"});
+    std::vector<std::string> fields = absl::StrSplit(absl::StripSuffix(text, "\n"), ", ");
+    ASSERT_GE(fields.size(), 5u) << text;
+    EXPECT_EQ(fields[0], c.client_address(i));
+    EXPECT_EQ(fields[1], absl::StrCat(absl::Hex(c.member(i).member_id)));
+    EXPECT_EQ(fields[4], i == *leader ? "true" : "false") << text;
+
+    CommandResult health = Ctl(i, {"endpoint", "health"});
+    EXPECT_EQ(health.exit_code, 0) << health.err;
+    EXPECT_TRUE(absl::StrContains(health.out + health.err, c.client_address(i) + " is healthy"))
+        << health.out << health.err;
+  }
+
+  // member list: one line per member: id, started, name, peer URLs, client URLs, learner.
+  const std::string list = CtlOk(1, {"member", "list"});
+  std::vector<std::string> lines = absl::StrSplit(list, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << list;
+  for (int i = 0; i < c.size(); ++i) {
+    const std::string expected =
+        absl::StrCat(absl::Hex(c.member(i).member_id), ", started, ", c.member(i).name,
+                     ", http://127.0.0.1:", c.member(i).peer_port,
+                     ", http://127.0.0.1:", c.member(i).client_port, ", false");
+    EXPECT_TRUE(std::find(lines.begin(), lines.end(), expected) != lines.end())
+        << "missing line '" << expected << "' in:\n"
+        << list;
+  }
+  etcdserverpb::MemberListResponse members;
+  ASSERT_TRUE(ParseJson(CtlOk(2, {"member", "list", "-w", "json"}), &members));
+  EXPECT_EQ(members.members_size(), 3);
+  EXPECT_EQ(members.header().member_id(), c.member(2).member_id);
+}
+
+}  // namespace
+}  // namespace keel::integration
