@@ -3,6 +3,7 @@
 // Every write acknowledged before a failure must be readable after it.
 #include <csignal>
 
+#include "storage/raft_log_store.h"
 #include "tests/integration/cluster_test_base.h"
 
 namespace keel::integration {
@@ -53,6 +54,16 @@ bool HasAllKeys(Cluster& c, int member, const std::string& prefix, int count, bo
     }
   }
   return true;
+}
+
+// [FirstIndex, LastIndex] of a stopped member's raft log, read from its data dir.
+absl::StatusOr<std::pair<uint64_t, uint64_t>> LogBounds(Cluster& c, int member) {
+  storage::RaftLogStoreOptions options;
+  options.group_id = 1;
+  options.create_if_missing = false;
+  auto log = storage::RaftLogStore::Open(c.member(member).data_dir + "/log", options);
+  if (!log.ok()) return log.status();
+  return std::make_pair((*log)->FirstIndex(), (*log)->LastIndex());
 }
 
 void ExpectAllKeysEverywhere(Cluster& c, const std::string& prefix, int count) {
@@ -113,10 +124,38 @@ TEST_F(FailoverTest, FollowerBehindCompactedLogCatchesUpBySnapshot) {
   ASSERT_TRUE(leader.ok()) << leader.status();
   const int follower = (*leader + 1) % c.size();
   c.Kill(follower);
-  // 400 entries with a snapshot every 50 and 10 kept: the leader's log no longer holds
+  auto follower_last = LogBounds(c, follower);
+  ASSERT_TRUE(follower_last.ok()) << follower_last.status();
+  // 400 entries with a snapshot every 50 and 10 kept: the others' logs no longer hold
   // the entries the follower is missing, so only a snapshot can bring it up to date.
   WriteKeys(c, "snap/", 400);
   ASSERT_FALSE(HasFailure());
+  // Prove it: stop the two others and read their log stores (then bring them back).
+  for (int i = 0; i < c.size(); ++i) {
+    if (i == follower) continue;
+    c.Kill(i);
+    auto bounds = LogBounds(c, i);
+    ASSERT_TRUE(bounds.ok()) << bounds.status();
+    std::fprintf(stderr, "%s log [%lu, %lu]; lagging follower's last index %lu\n",
+                 c.member(i).name.c_str(), static_cast<unsigned long>(bounds->first),
+                 static_cast<unsigned long>(bounds->second),
+                 static_cast<unsigned long>(follower_last->second));
+    EXPECT_GT(bounds->first, follower_last->second + 1)
+        << c.member(i).name << "'s log still holds entries the follower needs: first index "
+        << bounds->first << ", follower's last " << follower_last->second;
+  }
+  for (int i = 0; i < c.size(); ++i) {
+    if (i != follower) {
+      ASSERT_TRUE(c.Spawn(i).ok());
+    }
+  }
+  for (int i = 0; i < c.size(); ++i) {
+    if (i != follower) {
+      ASSERT_TRUE(c.WaitServing(i, absl::Seconds(15)).ok()) << c.LogTail(i);
+    }
+  }
+  leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
 
   ASSERT_TRUE(c.Restart(follower).ok()) << c.LogTail(follower);
   std::string why;
