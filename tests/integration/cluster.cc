@@ -246,6 +246,10 @@ void Cluster::ResetChannel(int i) {
 absl::Status Cluster::Spawn(int i) {
   Member& m = members_[i];
   if (m.pid > 0) return absl::FailedPreconditionError(absl::StrCat(m.name, " is running"));
+  if (access(KeeldPath(), X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no keeld binary at ", KeeldPath(), ": build the keeld target"));
+  }
   std::error_code ec;
   log_offset_at_spawn_[i] =
       std::filesystem::exists(m.log_path, ec) ? std::filesystem::file_size(m.log_path, ec) : 0;
