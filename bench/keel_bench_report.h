@@ -1,0 +1,38 @@
+// The outcome of one keel-bench run and its two renderings: a readable table and one JSON
+// line. Pure formatting, no I/O.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench/keel_bench_histogram.h"
+#include "bench/keel_bench_options.h"
+
+namespace keel::bench {
+
+// gRPC status codes run from 0 (OK) to 16 (UNAUTHENTICATED).
+inline constexpr int kNumGrpcCodes = 17;
+
+struct Result {
+  int64_t requests = 0;  // Completed and counted (after warmup), OK or not.
+  int64_t ok = 0;
+  std::array<int64_t, kNumGrpcCodes> errors_by_code{};  // Index: grpc::StatusCode.
+  double elapsed_s = 0;                // From the end of warmup to the last counted completion.
+  LatencyHistogram latency;            // Successful requests only.
+  int64_t txn_succeeded = 0;           // txn: compare held, put applied.
+  int64_t txn_failed = 0;              // txn: compare failed (another client wrote the key).
+  std::vector<std::string> endpoints;  // Where requests went (after --target-leader).
+
+  [[nodiscard]] double throughput_rps() const {
+    return elapsed_s > 0 ? static_cast<double>(requests) / elapsed_s : 0;
+  }
+};
+
+// "UNAVAILABLE" for 14, and so on; "CODE_<n>" outside the known range.
+[[nodiscard]] std::string GrpcCodeName(int code);
+[[nodiscard]] std::string FormatTable(const Options& options, const Result& result);
+[[nodiscard]] std::string FormatJson(const Options& options, const Result& result);
+
+}  // namespace keel::bench
