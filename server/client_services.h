@@ -29,7 +29,7 @@ struct ClientServiceContext {
   RaftNode* node = nullptr;
   storage::KvStore* kv = nullptr;
   Executor* read_executor = nullptr;
-  std::vector<MemberInfo> members;
+  MemberDirectory* members = nullptr;
   // etcd's --max-request-bytes: larger requests get "request is too large".
   uint64_t max_request_bytes = 1536 * 1024;
   int64_t max_txn_ops = 128;

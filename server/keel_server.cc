@@ -124,11 +124,17 @@ absl::Status KeelServer::Open() {
   node_options.snapshot_count = c.snapshot_count;
   node_options.snapshot_catchup_entries = c.snapshot_catchup_entries;
   node_options.snapshot_dir = c.data_dir + "/snap";
+  members_ = std::make_unique<MemberDirectory>(c.members);
+  node_options.on_peer_client_urls = [members = members_.get()](uint64_t id,
+                                                                const std::string& urls) {
+    members->SetClientUrls(id, urls);
+  };
   node_ = std::make_unique<RaftNode>(node_options, log_.get(), kv_.get());
 
   PeerTransportOptions transport_options;
   transport_options.cluster_id = c.cluster_id;
   transport_options.member_id = c.member_id;
+  transport_options.advertise_client_urls = absl::StrJoin(c.advertise_client_urls, ",");
   transport_options.log = [](const std::string& line) {
     std::fprintf(stderr, "keeld: peer: %s\n", line.c_str());
   };
@@ -168,7 +174,7 @@ absl::Status KeelServer::Open() {
   service_context_.node = node_.get();
   service_context_.kv = kv_.get();
   service_context_.read_executor = read_executor_.get();
-  service_context_.members = c.members;
+  service_context_.members = members_.get();
   service_context_.max_request_bytes = c.max_request_bytes;
   service_context_.max_txn_ops = c.max_txn_ops;
   service_context_.request_timeout =
@@ -241,6 +247,7 @@ void KeelServer::Shutdown(absl::Duration grace) {
   node_.reset();
   kv_.reset();
   log_.reset();
+  members_.reset();
 }
 
 }  // namespace keel::server

@@ -54,6 +54,7 @@ class KeelServer {
   std::unique_ptr<RaftNode> node_;
   std::unique_ptr<PeerTransport> transport_;
   std::unique_ptr<Executor> read_executor_;
+  std::unique_ptr<MemberDirectory> members_;
   ClientServiceContext service_context_;
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<MaintenanceService> maintenance_service_;

@@ -2,14 +2,36 @@
 //   keeld --name n1 --initial-cluster n1=http://127.0.0.1:2380,... [flags]
 // SIGTERM / SIGINT: graceful stop (leadership handed over, requests finished);
 // a second signal exits at once.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
+#include "grpc/support/log.h"
 #include "server/keel_server.h"
 #include "server/server_config.h"
 
+namespace {
+
+// gRPC's own log lines. Before keeld is up they are dropped: keeld reports what went wrong
+// in one line of its own (e.g. "cannot listen on ..."). Once it serves, gRPC's errors go
+// to stderr with a prefix. GRPC_VERBOSITY=DEBUG|INFO still shows everything.
+std::atomic<bool> grpc_errors_visible{false};
+
+void RouteGrpcLog(gpr_log_func_args* args) {
+  if (!grpc_errors_visible.load() || args->severity != GPR_LOG_SEVERITY_ERROR) return;
+  std::fprintf(stderr, "keeld: grpc: %s (%s:%d)\n", args->message, args->file, args->line);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  const char* verbosity = std::getenv("GRPC_VERBOSITY");
+  if (verbosity == nullptr || std::string(verbosity) == "ERROR") {
+    gpr_set_log_function(RouteGrpcLog);
+  }
   auto config = keel::server::ParseServerConfig(argc, argv);
   if (!config.ok()) {
     if (absl::IsCancelled(config.status())) {  // --help / --version.
@@ -33,6 +55,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "keeld: serving as %s\n", (*server)->Describe().c_str());
+  grpc_errors_visible = true;
 
   for (;;) {
     timespec wait{0, 200'000'000};

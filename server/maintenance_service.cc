@@ -65,7 +65,7 @@ grpc::ServerUnaryReactor* ClusterService::MemberList(grpc::CallbackServerContext
                                                      etcdserverpb::MemberListResponse* resp) {
   auto* reactor = call->DefaultReactor();
   FillHeader(ctx_, resp->mutable_header());
-  for (const auto& m : ctx_->members) {
+  for (const auto& m : ctx_->members->List()) {
     auto* out = resp->add_members();
     out->set_id(m.id);
     out->set_name(m.name);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_split.h"
+
 namespace keel::server {
 namespace {
 
@@ -29,6 +31,19 @@ class StableHash {
 };
 
 }  // namespace
+
+void MemberDirectory::SetClientUrls(uint64_t id, const std::string& client_urls) {
+  std::vector<std::string> urls = absl::StrSplit(client_urls, ',', absl::SkipEmpty());
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& m : members_) {
+    if (m.id == id) m.client_urls = std::move(urls);
+  }
+}
+
+std::vector<MemberInfo> MemberDirectory::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return members_;
+}
 
 uint64_t ComputeMemberId(const std::vector<std::string>& peer_urls,
                          const std::string& cluster_token) {

@@ -128,6 +128,9 @@ absl::StatusOr<PeerIdentity> PeerReceiver::Admit(grpc::ServerContext* context, c
     options_.log(absl::StrCat(status.message(), " [", kind, " from ", context->peer(), "]"));
     return status;
   }
+  if (!identity->client_urls.empty()) {
+    handler_->OnPeerClientUrls(identity->from_member, identity->client_urls);
+  }
   return identity;
 }
 

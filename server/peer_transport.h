@@ -67,6 +67,9 @@ class PeerSender;
 struct PeerTransportOptions {
   uint64_t cluster_id = 0;  // Both must be set (non-zero).
   uint64_t member_id = 0;
+  // This member's advertised client URLs, comma-separated; sent to every peer so that
+  // each member can list the others' client URLs (Cluster.MemberList).
+  std::string advertise_client_urls;
 
   // Per-peer send queue bounds; past either, messages are dropped (OnUnreachable).
   size_t queue_messages_max = 4096;
@@ -118,6 +121,8 @@ class PeerMessageHandler {
   virtual void OnUnreachable(uint64_t peer_id) = 0;
   // A snapshot transfer to `peer_id` finished: RawNode::ReportSnapshot(peer_id, ok).
   virtual void OnSnapshotSent(uint64_t peer_id, bool ok) = 0;
+  // A peer connected and told its client URLs (comma-separated).
+  virtual void OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls) {}
 };
 
 // A sequence of snapshot data chunks (records). Used by one thread at a time.

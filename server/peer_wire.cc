@@ -32,6 +32,7 @@ void AddPeerIdentity(const PeerIdentity& identity, grpc::ClientContext& context)
   context.AddMetadata(kPeerClusterIdKey, absl::StrCat(identity.cluster_id));
   context.AddMetadata(kPeerFromMemberKey, absl::StrCat(identity.from_member));
   context.AddMetadata(kPeerToMemberKey, absl::StrCat(identity.to_member));
+  if (!identity.client_urls.empty()) context.AddMetadata(kPeerClientUrlsKey, identity.client_urls);
 }
 
 absl::StatusOr<PeerIdentity> ParsePeerIdentity(
@@ -46,6 +47,8 @@ absl::StatusOr<PeerIdentity> ParsePeerIdentity(
   identity.cluster_id = *cluster_id;
   identity.from_member = *from_member;
   identity.to_member = *to_member;
+  auto urls = metadata.find(kPeerClientUrlsKey);
+  if (urls != metadata.end()) identity.client_urls.assign(urls->second.data(), urls->second.size());
   return identity;
 }
 

@@ -19,6 +19,9 @@ namespace keel::server {
 inline constexpr char kPeerClusterIdKey[] = "keel-cluster-id";
 inline constexpr char kPeerFromMemberKey[] = "keel-from-member";
 inline constexpr char kPeerToMemberKey[] = "keel-to-member";
+// The sender's advertised client URLs, comma-separated (optional): how members learn
+// each other's client URLs for Cluster.MemberList.
+inline constexpr char kPeerClientUrlsKey[] = "keel-client-urls";
 // Sent by the receiver as initial metadata once it accepted a stream, so the sender
 // learns of a refusal at connect time, not at its first write.
 inline constexpr char kPeerAcceptedKey[] = "keel-accepted";
@@ -28,6 +31,7 @@ struct PeerIdentity {
   uint64_t cluster_id = 0;
   uint64_t from_member = 0;
   uint64_t to_member = 0;
+  std::string client_urls;  // Comma-separated; may be empty.
 };
 
 // Member and cluster ids are printed in hex, as etcd and etcdctl print them.

@@ -266,6 +266,10 @@ void RaftNode::OnSnapshotSent(uint64_t peer_id, bool ok) {
   cv_.notify_one();
 }
 
+void RaftNode::OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls) {
+  if (options_.on_peer_client_urls) options_.on_peer_client_urls(peer_id, client_urls);
+}
+
 // ---------------------------------------------------------------- raft thread
 
 void RaftNode::RaftLoop() {

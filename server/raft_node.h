@@ -64,6 +64,8 @@ struct RaftNodeOptions {
   // Directory for state-machine snapshot checkpoints and received snapshots.
   std::string snapshot_dir;
   uint64_t random_seed = 0;  // 0: seeded from the member id and the clock.
+  // Called (on a transport thread) when a peer tells its client URLs.
+  std::function<void(uint64_t, const std::string&)> on_peer_client_urls;
 };
 
 struct NodeStatus {
@@ -124,6 +126,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void OnMessages(std::vector<raftpb::Message> messages) override;
   void OnUnreachable(uint64_t peer_id) override;
   void OnSnapshotSent(uint64_t peer_id, bool ok) override;
+  void OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls) override;
   // SnapshotHandler (transport threads; raft_node_snapshot.cc).
   absl::StatusOr<std::unique_ptr<SnapshotChunkReader>> OpenSnapshot(
       const raftpb::Message& msg_snap) override;
