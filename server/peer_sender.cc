@@ -328,9 +328,12 @@ void PeerSender::Run() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
+      // Connect eagerly, not at the first message: the handshake tells the peer our
+      // identity (a misconfigured member is refused at once, in both logs) and our
+      // client URLs, and the first real message does not pay for the connect.
       cv_.wait(lock, [&] {
-        return stopping_ || !queue_.empty() ||
-               (stream != nullptr && stream->address_generation != address_generation_);
+        return stopping_ || !queue_.empty() || stream == nullptr ||
+               stream->address_generation != address_generation_;
       });
       if (stopping_) break;
     }
