@@ -1,5 +1,10 @@
 #include "server/keel_server.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -83,6 +88,17 @@ absl::Status KeelServer::Open() {
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create data dir ", c.data_dir, ": ", ec.message()));
+  }
+  // One keeld per data dir: a second one would otherwise fail deep inside RocksDB.
+  const std::string lock_path = c.data_dir + "/LOCK";
+  data_dir_lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (data_dir_lock_fd_ < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open ", lock_path, ": ", std::strerror(errno)));
+  }
+  if (::flock(data_dir_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", c.data_dir, " is in use by another keeld"));
   }
   const std::string identity_path = c.data_dir + "/member";
   ASSIGN_OR_RETURN(std::optional<Identity> identity, ReadIdentity(identity_path));
@@ -248,6 +264,10 @@ void KeelServer::Shutdown(absl::Duration grace) {
   kv_.reset();
   log_.reset();
   members_.reset();
+  if (data_dir_lock_fd_ >= 0) {
+    ::close(data_dir_lock_fd_);  // Releases the flock.
+    data_dir_lock_fd_ = -1;
+  }
 }
 
 }  // namespace keel::server

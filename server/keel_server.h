@@ -62,6 +62,7 @@ class KeelServer {
   std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Server> client_server_;
   bool shut_down_ = false;
+  int data_dir_lock_fd_ = -1;  // flock()ed while this keeld owns the data dir.
 };
 
 }  // namespace keel::server

@@ -55,8 +55,10 @@ struct RaftNodeOptions {
   // by appends rather than a whole snapshot.
   uint64_t snapshot_catchup_entries = 5'000;
   // Proposals queued but not yet handed to raft; past it, "too many requests".
+  // Also bounds the raft log's uncommitted bytes, so an overloaded leader refuses
+  // quickly ("too many requests") instead of queueing past every client's deadline.
   size_t proposal_queue_max = 8192;
-  size_t proposal_queue_bytes_max = 256 << 20;
+  size_t proposal_queue_bytes_max = 64 << 20;
   // Committed but unapplied entries beyond which new writes are refused (etcd: 5000).
   uint64_t max_apply_lag_entries = 5'000;
   uint64_t max_size_per_msg_bytes = 1 << 20;

@@ -54,6 +54,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv) {
   CLI::App app{"keeld: a keel server (one member of a replicated key-value cluster)", "keeld"};
   app.set_config("--config-file", "", "Read settings from this file (key = value per line)");
   app.set_version_flag("--version", "keeld 0.1.0 (etcd v3 API 3.5)");
+  // A misspelt key in a config file is an error, not a silently ignored setting.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   std::vector<std::string> listen_client, advertise_client, listen_peer, advertise_peer;
   app.add_option("--name", c.name, "Human-readable name of this member")->capture_default_str();
   app.add_option("--data-dir", c.data_dir, "Data directory (default: <name>.keel)");
