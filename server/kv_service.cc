@@ -65,6 +65,28 @@ void ProposeAndAnswer(const ClientServiceContext* ctx, grpc::CallbackServerConte
                      });
 }
 
+// The path every write shares: the request's own validation result, the size limit
+// and the leader check, then one proposal whose applied result `take` moves into `resp`.
+// `set` names the request's slot in the raft entry.
+template <typename Req, typename Resp, typename Set, typename Take>
+grpc::ServerUnaryReactor* ServeWrite(const ClientServiceContext* ctx,
+                                     grpc::CallbackServerContext* call, const Req& req, Resp* resp,
+                                     absl::Status status, bool with_request_id, Set set,
+                                     Take take) {
+  auto* reactor = call->DefaultReactor();
+  if (status.ok() && req.ByteSizeLong() > ctx->max_request_bytes) status = ErrRequestTooLarge();
+  if (status.ok()) status = CheckLeader(call, ctx->node);
+  if (!status.ok()) {
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+  internalpb::Request request;
+  if (with_request_id) AttachRequestId(call, &request);
+  *set(&request) = req;
+  ProposeAndAnswer(ctx, call, reactor, std::move(request), resp, take);
+  return reactor;
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* call,
@@ -103,80 +125,42 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* call,
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* call,
                                          const etcdserverpb::PutRequest* req,
                                          etcdserverpb::PutResponse* resp) {
-  auto* reactor = call->DefaultReactor();
-  absl::Status status = storage::mvcc::ValidatePut(*req);
-  if (status.ok() && req->ByteSizeLong() > ctx_->max_request_bytes) status = ErrRequestTooLarge();
-  if (status.ok()) status = CheckLeader(call, ctx_->node);
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
-  internalpb::Request request;
-  AttachRequestId(call, &request);
-  *request.mutable_put() = *req;
-  ProposeAndAnswer(
-      ctx_, call, reactor, std::move(request), resp,
+  return ServeWrite(
+      ctx_, call, *req, resp, storage::mvcc::ValidatePut(*req), /*with_request_id=*/true,
+      [](internalpb::Request* r) { return r->mutable_put(); },
       [](internalpb::Response* r, etcdserverpb::PutResponse* out) { out->Swap(r->mutable_put()); });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* call,
                                                  const etcdserverpb::DeleteRangeRequest* req,
                                                  etcdserverpb::DeleteRangeResponse* resp) {
-  auto* reactor = call->DefaultReactor();
-  absl::Status status = storage::mvcc::ValidateDeleteRange(*req);
-  if (status.ok() && req->ByteSizeLong() > ctx_->max_request_bytes) status = ErrRequestTooLarge();
-  if (status.ok()) status = CheckLeader(call, ctx_->node);
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
-  internalpb::Request request;
-  AttachRequestId(call, &request);
-  *request.mutable_delete_range() = *req;
-  ProposeAndAnswer(ctx_, call, reactor, std::move(request), resp,
-                   [](internalpb::Response* r, etcdserverpb::DeleteRangeResponse* out) {
-                     out->Swap(r->mutable_delete_range());
-                   });
-  return reactor;
+  return ServeWrite(
+      ctx_, call, *req, resp, storage::mvcc::ValidateDeleteRange(*req),
+      /*with_request_id=*/true, [](internalpb::Request* r) { return r->mutable_delete_range(); },
+      [](internalpb::Response* r, etcdserverpb::DeleteRangeResponse* out) {
+        out->Swap(r->mutable_delete_range());
+      });
 }
 
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* call,
                                          const etcdserverpb::TxnRequest* req,
                                          etcdserverpb::TxnResponse* resp) {
-  auto* reactor = call->DefaultReactor();
-  absl::Status status = storage::mvcc::ValidateTxn(*req, ctx_->max_txn_ops);
-  if (status.ok() && req->ByteSizeLong() > ctx_->max_request_bytes) status = ErrRequestTooLarge();
-  if (status.ok()) status = CheckLeader(call, ctx_->node);
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
-  internalpb::Request request;
-  AttachRequestId(call, &request);
-  *request.mutable_txn() = *req;
-  ProposeAndAnswer(
-      ctx_, call, reactor, std::move(request), resp,
+  return ServeWrite(
+      ctx_, call, *req, resp, storage::mvcc::ValidateTxn(*req, ctx_->max_txn_ops),
+      /*with_request_id=*/true, [](internalpb::Request* r) { return r->mutable_txn(); },
       [](internalpb::Response* r, etcdserverpb::TxnResponse* out) { out->Swap(r->mutable_txn()); });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* call,
                                              const etcdserverpb::CompactionRequest* req,
                                              etcdserverpb::CompactionResponse* resp) {
-  auto* reactor = call->DefaultReactor();
-  absl::Status status = CheckLeader(call, ctx_->node);
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
-  internalpb::Request request;
-  *request.mutable_compaction() = *req;
-  ProposeAndAnswer(ctx_, call, reactor, std::move(request), resp,
-                   [](internalpb::Response* r, etcdserverpb::CompactionResponse* out) {
-                     out->Swap(r->mutable_compaction());
-                   });
-  return reactor;
+  // Compaction is idempotent: no exactly-once request id needed.
+  return ServeWrite(
+      ctx_, call, *req, resp, absl::OkStatus(), /*with_request_id=*/false,
+      [](internalpb::Request* r) { return r->mutable_compaction(); },
+      [](internalpb::Response* r, etcdserverpb::CompactionResponse* out) {
+        out->Swap(r->mutable_compaction());
+      });
 }
 
 }  // namespace keel::server
