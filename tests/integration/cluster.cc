@@ -22,7 +22,6 @@
 #include "absl/strings/str_split.h"
 
 namespace keel::integration {
-namespace {
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -43,6 +42,8 @@ std::string MakeTempDir(const std::string& prefix) {
   }
   return dir;
 }
+
+namespace {
 
 // fork + exec with stdin/stdout/stderr redirected to files. Everything the child needs
 // is prepared before fork: after fork in a multi-threaded process only async-signal-safe

@@ -32,6 +32,11 @@ namespace keel::integration {
 const char* KeeldPath();
 const char* EtcdctlPath();
 
+// A new empty directory under $TMPDIR (default /tmp) named prefix + random suffix.
+std::string MakeTempDir(const std::string& prefix);
+// The whole file ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+
 // Result of a child process run to completion.
 struct CommandResult {
   int exit_code = -1;  // -1: killed by a signal or timed out.
