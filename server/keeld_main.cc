@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "common/failpoint.h"
 #include "grpc/support/log.h"
 #include "server/keel_server.h"
 #include "server/server_config.h"
@@ -48,6 +49,25 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Test builds: after the mask, so the settings watcher thread inherits it.
+#if KEEL_FAILPOINTS_COMPILED
+  for (const auto& bug : config->unsafe_bugs) {
+    absl::Status status = keel::failpoint::EnableUnsafeBug(bug);
+    if (!status.ok()) {
+      std::fprintf(stderr, "keeld: --UNSAFE-bug: %s\n", std::string(status.message()).c_str());
+      return 2;
+    }
+    std::fprintf(stderr, "keeld: UNSAFE bug '%s' is ON: this member gives wrong answers\n",
+                 bug.c_str());
+  }
+  if (!config->failpoints_file.empty()) {
+    absl::Status status = keel::failpoint::WatchSettingsFile(config->failpoints_file);
+    if (!status.ok()) {
+      std::fprintf(stderr, "keeld: %s\n", std::string(status.message()).c_str());
+      return 2;
+    }
+  }
+#endif
 
   auto server = keel::server::KeelServer::Start(*config);
   if (!server.ok()) {

@@ -2,6 +2,7 @@
 // (Put, DeleteRange, Txn, Compact), which all go through raft.
 #include <charconv>
 
+#include "common/failpoint.h"
 #include "server/client_services.h"
 #include "server/errors.h"
 #include "storage/mvcc_validate.h"
@@ -107,7 +108,7 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* call,
     FillHeader(ctx, resp->mutable_header());
     reactor->Finish(grpc::Status::OK);
   };
-  if (req->serializable()) {
+  if (req->serializable() || KEEL_UNSAFE_BUG(kStaleLocalReads)) {
     serve();  // Local state, any member: no round trip.
     return reactor;
   }

@@ -6,11 +6,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/failpoint.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "raft/read_only.h"
 #include "server/errors.h"
+#include "server/failpoint_messages.h"
 
 namespace keel::server {
 namespace {
@@ -324,6 +326,7 @@ void RaftNode::DrainInbox(bool tick) {
     transfer_to = inbox_transfer_to_;
     inbox_transfer_to_ = 0;
   }
+  KEEL_FAILPOINT(PerturbPeerMessages(&messages));
   if (tick) {
     raw_node_->Tick();
     ExpireWaiters();

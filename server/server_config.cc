@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/failpoint.h"
 
 namespace keel::server {
 namespace {
@@ -103,6 +104,12 @@ absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv) {
   app.add_option("--block-cache-bytes", c.block_cache_bytes,
                  "RocksDB block cache for the key-value store, bytes")
       ->capture_default_str();
+#if KEEL_FAILPOINTS_COMPILED
+  app.add_option("--failpoints-file", c.failpoints_file,
+                 "TEST BUILD: fault injection settings, re-read when the file changes");
+  app.add_option("--UNSAFE-bug", c.unsafe_bugs,
+                 "TEST BUILD: break keel on purpose (stale-local-reads) to test the tests");
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {

@@ -29,6 +29,10 @@ struct ServerConfig {
   uint64_t max_request_bytes = 1536 * 1024;
   int64_t max_txn_ops = 128;
   uint64_t block_cache_bytes = 256ull << 20;
+  // Test builds only (KEEL_FAILPOINTS; common/failpoint.h): fault settings re-read from
+  // this file, and UNSAFE bug switches. Release builds have no flags for them.
+  std::string failpoints_file;
+  std::vector<std::string> unsafe_bugs;
 
   // Derived by Resolve().
   uint64_t member_id = 0;

@@ -30,6 +30,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/failpoint.h"
 #include "common/status_macros.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
@@ -476,6 +477,7 @@ absl::Status RaftLogStore::Write(rocksdb::WriteBatch* batch, bool overwrites, bo
   }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
+  if (sync) KEEL_FAILPOINT(failpoint::DelayFsync());  // A slow disk, in chaos tests.
   absl::Status status = FromRocks(db_->Write(wo, batch), "writing the raft log");
   if (!status.ok()) ReleasePreWriteView();
   return status;
