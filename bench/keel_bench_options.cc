@@ -55,6 +55,10 @@ absl::Status CheckConsistent(Options& o) {
   if (o.range_keys > o.key_space) {
     return Bad("--range-keys", absl::StrCat(o.range_keys, " exceeds --key-space ", o.key_space));
   }
+  if (o.rate > 0 && o.rate / o.clients > 1e6) {
+    return Bad("--rate", absl::StrCat(o.rate, " req/s over ", o.clients,
+                                      " clients is over 1M req/s per client"));
+  }
   if (o.warmup_s > 0 && o.duration_s > 0 && o.warmup_s >= o.duration_s) {
     return Bad("--warmup", "must be shorter than --duration");
   }
@@ -105,6 +109,12 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
   }
 
   using Setter = std::function<absl::Status(const std::string& flag, const std::string& v)>;
+  // etcdctl's spelling of the output format.
+  const Setter write_out = [&](const std::string& f, const std::string& v) {
+    if (v != "json" && v != "table") return Bad(f, absl::StrCat("'", v, "' is not json|table"));
+    o.json = v == "json";
+    return absl::OkStatus();
+  };
   // Flags with a value.
   const std::map<std::string, Setter> valued = {
       {"--endpoints",
@@ -115,6 +125,18 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
            if (e.find(':') == std::string::npos)
              return Bad(f, absl::StrCat("'", e, "' is not host:port"));
          }
+         return absl::OkStatus();
+       }},
+      {"--server-pids",
+       [&](const std::string& f, const std::string& v) {
+         o.server_pids.clear();
+         for (const std::string& p :
+              std::vector<std::string>(absl::StrSplit(v, ',', absl::SkipEmpty()))) {
+           int pid = 0;
+           RETURN_IF_ERROR(ParseInt(f, p, 1, INT32_MAX, &pid));
+           o.server_pids.push_back(pid);
+         }
+         if (o.server_pids.empty()) return Bad(f, "empty list");
          return absl::OkStatus();
        }},
       {"--conns", [&](auto& f, auto& v) { return ParseInt(f, v, 1, 1024, &o.conns); }},
@@ -132,6 +154,9 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
          return ParseInt<int64_t>(f, v, 1, int64_t{1} << 40, &o.key_space);
        }},
       {"--range-keys", [&](auto& f, auto& v) { return ParseInt(f, v, 1, 1 << 20, &o.range_keys); }},
+      {"--rate", [&](auto& f, auto& v) { return ParseDouble(f, v, 0.001, 1e9, &o.rate); }},
+      {"-w", write_out},
+      {"--write-out", write_out},
       {"--read-ratio", [&](auto& f, auto& v) { return ParseDouble(f, v, 0, 1, &o.read_ratio); }},
       {"--seed", [&](auto& f, auto& v) { return ParseInt<uint64_t>(f, v, 0, INT64_MAX, &o.seed); }},
       {"--consistency",
@@ -187,8 +212,9 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
 
 std::string Usage() {
   return R"(usage: keel-bench put|range|txn|mixed [flags]
-Drives any etcd v3 gRPC server (keeld, etcd) closed-loop: each client keeps one request
-in flight; clients share --conns gRPC channels (separate TCP connections).
+Drives any etcd v3 gRPC server (keeld, etcd): closed loop (each client keeps one request in
+flight) or open loop (--rate); clients share --conns gRPC channels (separate TCP
+connections). Errors are counted by gRPC code; exit status 3 if any request failed.
   --endpoints h:p,...     servers (default 127.0.0.1:2379); clients spread over them
   --target-leader         send only to the leader (asks Maintenance.Status on each)
   --conns N               channels (default 1, must be <= --clients)
@@ -197,6 +223,9 @@ in flight; clients share --conns gRPC channels (separate TCP connections).
   --duration S            stop after S seconds (default 10 if neither is given)
   --warmup S              do not count requests completing in the first S seconds
   --timeout-ms MS         per-request deadline (default 5000)
+  --rate R                open loop: offer R req/s in total, spread over the clients;
+                          latency counts from each request's intended send time
+                          (default: closed loop, each client sends when its last ends)
   --key-size B            key bytes (zero-padded decimal; default 8)
   --val-size B            value bytes (default 256)
   --key-space N           distinct keys (default 10000)
@@ -206,7 +235,9 @@ in flight; clients share --conns gRPC channels (separate TCP connections).
   --preload               put every key of the key space before measuring
   --read-ratio R          mixed: share of reads in [0,1] (default 0.5)
   --seed N                random seed (default 1)
-  --json                  one JSON line instead of the table
+  --server-pids P,...     report the CPU time these local server processes spent per
+                          counted request (utime+stime from /proc/P/stat), and ours
+  -w json|table           one JSON line or the table (default); --json = -w json
   --no-progress           no progress line on stderr
 txn: compare the key's mod_revision with the last one this client saw (0 at first), put
 on success, read the key on failure (the read refreshes the expected revision).

@@ -26,6 +26,10 @@ struct Options {
   // Requests completing in the first warmup_s seconds are not counted.
   double warmup_s = 0;
   int timeout_ms = 5000;  // Per-request deadline.
+  // Open loop: requests/s offered in total (0: closed loop). Requester i of M sends at
+  // the intended times start + (i + k*M)/rate, and a request's latency counts from its
+  // intended time, so a slow server cannot hide queueing (no coordinated omission).
+  double rate = 0;
 
   int key_size = 8;  // Bytes; keys are zero-padded decimal indices in [0, key_space).
   int val_size = 256;
@@ -36,6 +40,10 @@ struct Options {
   int range_keys = 1;         // Keys per range request.
   bool preload = false;       // Put every key of the key space before measuring.
   double read_ratio = 0.5;    // mixed: share of ranges.
+
+  // Servers whose CPU time (utime + stime from /proc/<pid>/stat) is reported per
+  // counted request, from the end of warmup to the end of the run.
+  std::vector<int> server_pids;
 
   bool json = false;
   bool progress = true;  // A progress line on stderr once a second.

@@ -51,6 +51,12 @@ std::string FormatTable(const Options& o, const Result& r) {
       &out, "clients      %d on %d connection(s); key %d B, value %d B, key space %d%s\n",
       o.clients, o.conns, o.key_size, o.val_size, o.key_space,
       o.sequential_keys ? " sequential" : " random");
+  if (o.rate > 0) {
+    absl::StrAppendFormat(
+        &out, "load         open loop, %.1f req/s offered (latency from intended send)\n", o.rate);
+  } else {
+    out += "load         closed loop\n";
+  }
   absl::StrAppendFormat(&out, "requests     %d (%d ok) in %.3f s\n", r.requests, r.ok, r.elapsed_s);
   absl::StrAppendFormat(&out, "throughput   %.1f req/s\n", r.throughput_rps());
   if (o.workload == Workload::kTxn) {
@@ -64,6 +70,13 @@ std::string FormatTable(const Options& o, const Result& r) {
                         Ms(h.min_ns()), h.mean_ns() / 1e6, Ms(h.PercentileNs(50)),
                         Ms(h.PercentileNs(90)), Ms(h.PercentileNs(99)), Ms(h.PercentileNs(99.9)),
                         Ms(h.max_ns()));
+  if (r.server_cpu_s >= 0) {
+    absl::StrAppendFormat(&out,
+                          "cpu          servers %.1f us/req (%.2f cores), keel-bench %.1f us/req\n",
+                          Result::PerOpUs(r.server_cpu_s, r.requests),
+                          r.elapsed_s > 0 ? r.server_cpu_s / r.elapsed_s : 0.0,
+                          Result::PerOpUs(r.client_cpu_s, r.requests));
+  }
   bool any_error = false;
   for (int c = 1; c < kNumGrpcCodes; ++c) {
     if (r.errors_by_code[c] == 0) continue;
@@ -86,17 +99,19 @@ std::string FormatJson(const Options& o, const Result& r) {
   const LatencyHistogram& h = r.latency;
   return absl::StrFormat(
       "{\"workload\":\"%s\",\"serializable\":%s,\"range_keys\":%d,\"read_ratio\":%g,"
-      "\"clients\":%d,\"conns\":%d,\"key_size\":%d,\"val_size\":%d,\"key_space\":%d,"
+      "\"clients\":%d,\"conns\":%d,\"rate\":%g,\"key_size\":%d,\"val_size\":%d,\"key_space\":%d,"
       "\"target_leader\":%s,\"endpoints\":[%s],\"requests\":%d,\"ok\":%d,\"errors\":{%s},"
       "\"elapsed_s\":%.6f,\"throughput_rps\":%.2f,\"txn_succeeded\":%d,\"txn_failed\":%d,"
       "\"latency_ms\":{\"min\":%.4f,\"mean\":%.4f,\"p50\":%.4f,\"p90\":%.4f,\"p99\":%.4f,"
-      "\"p999\":%.4f,\"max\":%.4f}}",
+      "\"p999\":%.4f,\"max\":%.4f},\"server_cpu_us_per_op\":%.2f,"
+      "\"client_cpu_us_per_op\":%.2f}",
       WorkloadName(o.workload), o.serializable ? "true" : "false", o.range_keys, o.read_ratio,
-      o.clients, o.conns, o.key_size, o.val_size, o.key_space, o.target_leader ? "true" : "false",
-      absl::StrJoin(endpoints, ","), r.requests, r.ok, absl::StrJoin(errors, ","), r.elapsed_s,
-      r.throughput_rps(), r.txn_succeeded, r.txn_failed, Ms(h.min_ns()), h.mean_ns() / 1e6,
-      Ms(h.PercentileNs(50)), Ms(h.PercentileNs(90)), Ms(h.PercentileNs(99)),
-      Ms(h.PercentileNs(99.9)), Ms(h.max_ns()));
+      o.clients, o.conns, o.rate, o.key_size, o.val_size, o.key_space,
+      o.target_leader ? "true" : "false", absl::StrJoin(endpoints, ","), r.requests, r.ok,
+      absl::StrJoin(errors, ","), r.elapsed_s, r.throughput_rps(), r.txn_succeeded, r.txn_failed,
+      Ms(h.min_ns()), h.mean_ns() / 1e6, Ms(h.PercentileNs(50)), Ms(h.PercentileNs(90)),
+      Ms(h.PercentileNs(99)), Ms(h.PercentileNs(99.9)), Ms(h.max_ns()),
+      Result::PerOpUs(r.server_cpu_s, r.requests), Result::PerOpUs(r.client_cpu_s, r.requests));
 }
 
 }  // namespace keel::bench

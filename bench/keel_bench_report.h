@@ -24,9 +24,17 @@ struct Result {
   int64_t txn_succeeded = 0;           // txn: compare held, put applied.
   int64_t txn_failed = 0;              // txn: compare failed (another client wrote the key).
   std::vector<std::string> endpoints;  // Where requests went (after --target-leader).
+  // CPU seconds spent in the counted window (end of warmup to the end) by the
+  // --server-pids processes together and by keel-bench itself; < 0 when not measured.
+  double server_cpu_s = -1;
+  double client_cpu_s = -1;
 
   [[nodiscard]] double throughput_rps() const {
     return elapsed_s > 0 ? static_cast<double>(requests) / elapsed_s : 0;
+  }
+  // Microseconds of CPU per counted request; < 0 when not measured.
+  [[nodiscard]] static double PerOpUs(double cpu_s, int64_t requests) {
+    return cpu_s < 0 || requests == 0 ? -1 : cpu_s * 1e6 / static_cast<double>(requests);
   }
 };
 

@@ -1,5 +1,6 @@
 #include "bench/keel_bench_runner.h"
 
+#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "bench/keel_bench_cpu.h"
 #include "common/check.h"
 #include "proto/etcdserverpb/rpc.grpc.pb.h"
 
@@ -43,8 +45,17 @@ struct Phase {
 // (each callback issues the next request), so they need no lock.
 class Requester {
  public:
-  Requester(Phase* phase, pb::KV::Stub* stub, uint64_t seed)
-      : phase_(phase), stub_(stub), rng_(seed) {}
+  // `index` places this requester's first intended send time in the open loop.
+  Requester(Phase* phase, pb::KV::Stub* stub, uint64_t seed, int index)
+      : phase_(phase), stub_(stub), rng_(seed) {
+    const Options& o = phase_->options;
+    if (o.rate > 0) {
+      interval_ = std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(o.clients / o.rate));
+      next_intended_ = phase_->start + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(index / o.rate));
+    }
+  }
 
   void Start() { Next(); }
 
@@ -68,11 +79,38 @@ class Requester {
 
   void Next() {
     const Options& o = phase_->options;
-    const int64_t seq = phase_->issued.fetch_add(1, std::memory_order_relaxed);
-    if ((o.total > 0 && seq >= o.total) || Clock::now() >= phase_->end) {
+    const Clock::time_point now = Clock::now();
+    // Open loop: the next slot of this requester's schedule, even if it is already past
+    // (then the request goes at once and its latency includes the time it waited).
+    Clock::time_point intended = now;
+    if (o.rate > 0) {
+      intended = next_intended_;
+      next_intended_ += interval_;
+    }
+    if (intended >= phase_->end) {
       Finish();
       return;
     }
+    const int64_t seq = phase_->issued.fetch_add(1, std::memory_order_relaxed);
+    if (o.total > 0 && seq >= o.total) {
+      Finish();
+      return;
+    }
+    started_ = intended;
+    if (intended > now) {
+      // The previous alarm fired already (it led here), but its callback may still be
+      // unwinding: keep it alive until the one after.
+      spent_alarm_ = std::move(alarm_);
+      alarm_ = std::make_unique<grpc::Alarm>();
+      alarm_->Set(std::chrono::system_clock::now() + (intended - now),
+                  [this, seq](bool) { Send(seq); });
+      return;
+    }
+    Send(seq);
+  }
+
+  void Send(int64_t seq) {
+    const Options& o = phase_->options;
     Op op = Op::kPut;
     switch (o.workload) {
       case Workload::kPut:
@@ -90,7 +128,6 @@ class Requester {
         break;
     }
     ctx_ = std::make_unique<grpc::ClientContext>();
-    started_ = Clock::now();
     // gRPC deadlines take system_clock; latency uses steady_clock.
     ctx_->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(o.timeout_ms));
     switch (op) {
@@ -175,7 +212,12 @@ class Requester {
   pb::KV::Stub* const stub_;
   std::mt19937_64 rng_;
   std::unique_ptr<grpc::ClientContext> ctx_;
+  // Latency counts from here: the send time (closed loop) or the intended one (open).
   Clock::time_point started_;
+  Clock::duration interval_{};
+  Clock::time_point next_intended_;
+  std::unique_ptr<grpc::Alarm> alarm_;
+  std::unique_ptr<grpc::Alarm> spent_alarm_;
   pb::PutRequest put_req_;
   pb::PutResponse put_resp_;
   pb::RangeRequest range_req_;
@@ -235,14 +277,14 @@ Result RunPhase(const Options& o, const std::vector<std::shared_ptr<grpc::Channe
 
   std::vector<std::unique_ptr<pb::KV::Stub>> stubs;
   for (const auto& ch : channels) stubs.push_back(pb::KV::NewStub(ch));
+  phase.start = Clock::now();
   std::vector<std::unique_ptr<Requester>> requesters;
   for (int i = 0; i < o.clients; ++i) {
     requesters.push_back(
         std::make_unique<Requester>(&phase, stubs[static_cast<size_t>(i) % stubs.size()].get(),
-                                    o.seed * 1000003 + static_cast<uint64_t>(i)));
+                                    o.seed * 1000003 + static_cast<uint64_t>(i), i));
   }
   phase.active = o.clients;
-  phase.start = Clock::now();
   phase.count_from = phase.start + std::chrono::duration_cast<Clock::duration>(
                                        std::chrono::duration<double>(o.warmup_s));
   if (o.duration_s > 0) {
@@ -251,14 +293,37 @@ Result RunPhase(const Options& o, const std::vector<std::shared_ptr<grpc::Channe
   }
   for (auto& r : requesters) r->Start();
 
+  // CPU is sampled at the end of warmup and once every requester finished.
+  auto sample_cpu = [&o](double* server_s, double* client_s) {
+    *client_s = SelfCpuSeconds();
+    *server_s = -1;
+    if (o.server_pids.empty()) return;
+    auto cpu = ProcessesCpuSeconds(o.server_pids);
+    if (cpu.ok()) {
+      *server_s = *cpu;
+    } else {
+      std::fprintf(stderr, "keel-bench: %s\n", std::string(cpu.status().message()).c_str());
+    }
+  };
+  double server_cpu_start = -1, client_cpu_start = -1;
+  bool cpu_sampled = false;
   {
     std::unique_lock<std::mutex> lock(phase.mu);
     int64_t last_completed = 0;
     Clock::time_point last_tick = phase.start;
-    while (
-        !phase.done_cv.wait_for(lock, std::chrono::seconds(1), [&] { return phase.active == 0; })) {
-      if (!o.progress) continue;
+    Clock::time_point next_progress = phase.start + std::chrono::seconds(1);
+    for (;;) {
+      const Clock::time_point wake =
+          cpu_sampled ? next_progress : std::min(next_progress, phase.count_from);
+      if (phase.done_cv.wait_until(lock, wake, [&] { return phase.active == 0; })) break;
       const Clock::time_point now = Clock::now();
+      if (!cpu_sampled && now >= phase.count_from) {
+        sample_cpu(&server_cpu_start, &client_cpu_start);
+        cpu_sampled = true;
+      }
+      if (now < next_progress) continue;
+      next_progress += std::chrono::seconds(1);
+      if (!o.progress) continue;
       const int64_t done = phase.completed.load(std::memory_order_relaxed);
       const double dt = std::chrono::duration<double>(now - last_tick).count();
       std::fprintf(stderr, "[%s] %6.1f s %10lld req %9.0f req/s %6lld errors\n", label,
@@ -272,6 +337,14 @@ Result RunPhase(const Options& o, const std::vector<std::shared_ptr<grpc::Channe
   }
 
   Result result;
+  // Ended within the warmup: nothing counted, so an empty window.
+  if (!cpu_sampled) sample_cpu(&server_cpu_start, &client_cpu_start);
+  double server_cpu_end = -1, client_cpu_end = -1;
+  sample_cpu(&server_cpu_end, &client_cpu_end);
+  if (server_cpu_start >= 0 && server_cpu_end >= 0) {
+    result.server_cpu_s = server_cpu_end - server_cpu_start;
+  }
+  result.client_cpu_s = client_cpu_end - client_cpu_start;
   Clock::time_point last = phase.count_from;
   for (const auto& r : requesters) {
     result.requests += r->counted;

@@ -1,8 +1,11 @@
 // Unit tests of keel-bench's latency histogram, argument checks and report rendering.
+#include <unistd.h>
+
 #include <algorithm>
 #include <random>
 #include <vector>
 
+#include "bench/keel_bench_cpu.h"
 #include "bench/keel_bench_histogram.h"
 #include "bench/keel_bench_options.h"
 #include "bench/keel_bench_report.h"
@@ -110,6 +113,20 @@ TEST(ParseArgs, DefaultsAndFlags) {
   EXPECT_DOUBLE_EQ(o->read_ratio, 0.9);
   EXPECT_DOUBLE_EQ(o->duration_s, 2.5);
   EXPECT_TRUE(o->sequential_keys);
+  EXPECT_EQ(o->rate, 0);  // Closed loop unless --rate.
+
+  o = Parse({"put", "--rate", "500", "--clients", "16", "-w", "json", "--warmup", "1", "--duration",
+             "3"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_DOUBLE_EQ(o->rate, 500);
+  EXPECT_TRUE(o->json);
+  EXPECT_DOUBLE_EQ(o->warmup_s, 1);
+  o = Parse({"put", "--server-pids", "12,34,56"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->server_pids, (std::vector<int>{12, 34, 56}));
+  o = Parse({"put", "--json", "--write-out=table"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_FALSE(o->json);
 }
 
 TEST(ParseArgs, RejectsBadInput) {
@@ -128,6 +145,12 @@ TEST(ParseArgs, RejectsBadInput) {
       {"put", "--endpoints", "localhost"},  // No port.
       {"put", "--json=yes"},
       {"put", "--duration", "1", "--warmup", "2"},
+      {"put", "--rate", "0"},  // An open loop offers some load.
+      {"put", "--rate", "-5"},
+      {"put", "--rate", "5e7", "--clients", "1"},  // Over 1M req/s from one client.
+      {"put", "-w", "yaml"},
+      {"put", "--server-pids", "12,x"},
+      {"put", "--server-pids", ","},
   };
   for (const auto& args : bad) {
     auto o = Parse(args);
@@ -137,6 +160,25 @@ TEST(ParseArgs, RejectsBadInput) {
     }
   }
   EXPECT_TRUE(Parse({"put", "--key-size", "3", "--key-space", "1000"}).ok());
+}
+
+TEST(ProcStat, CpuTicksAreUtimePlusStime) {
+  // A command name with a space and a ')' must not shift the fields.
+  const std::string stat =
+      "4242 (keel d) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 1234 567 0 0 20 0 9 0 100 "
+      "1000000 2000 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+  auto ticks = ParseProcStatCpuTicks(stat);
+  ASSERT_TRUE(ticks.ok()) << ticks.status();
+  EXPECT_EQ(*ticks, 1234u + 567u);
+  EXPECT_FALSE(ParseProcStatCpuTicks("4242 keeld S 1").ok());
+  EXPECT_FALSE(ParseProcStatCpuTicks("4242 (keeld) S 1 2 3").ok());
+}
+
+TEST(ProcStat, OwnProcessIsReadable) {
+  auto cpu = ProcessesCpuSeconds({static_cast<int>(getpid())});
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  EXPECT_GE(*cpu, 0);
+  EXPECT_FALSE(ProcessesCpuSeconds({0x7ffffff0}).ok());  // No such process.
 }
 
 TEST(MakeKey, ZeroPaddedFixedWidthAndOrdered) {
@@ -165,6 +207,12 @@ TEST(Report, JsonAndTableCarryTheFigures) {
   const std::string table = FormatTable(*o, r);
   EXPECT_NE(table.find("UNAVAILABLE"), std::string::npos) << table;
   EXPECT_NE(table.find("5.0 req/s"), std::string::npos) << table;
+  EXPECT_NE(table.find("closed loop"), std::string::npos) << table;
+
+  auto open = Parse({"put", "--rate", "250"});
+  ASSERT_TRUE(open.ok());
+  EXPECT_NE(FormatJson(*open, r).find("\"rate\":250,"), std::string::npos);
+  EXPECT_NE(FormatTable(*open, r).find("open loop, 250.0 req/s offered"), std::string::npos);
 }
 
 }  // namespace
