@@ -1,5 +1,7 @@
 #include "server/executor.h"
 
+#include "server/thread_name.h"
+
 namespace keel::server {
 
 Executor::Executor(int threads, size_t queue_max) : queue_max_(queue_max) {
@@ -32,6 +34,7 @@ void Executor::Stop() {
 }
 
 void Executor::Run() {
+  SetThreadName("keel-exec");
   for (;;) {
     std::function<void()> task;
     {

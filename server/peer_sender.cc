@@ -11,6 +11,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "server/peer_wire.h"
+#include "server/thread_name.h"
 #include "storage/crc32c.h"
 
 namespace keel::server {
@@ -322,6 +323,7 @@ bool PeerSender::Stopping() const {
 }
 
 void PeerSender::Run() {
+  SetThreadName("keel-peer-send");
   std::unique_ptr<Stream> stream;
   raftpb::MessageBatch batch;
   int failures = 0;
@@ -394,6 +396,7 @@ void PeerSender::Run() {
 }
 
 void PeerSender::RunSnapshot(raftpb::Message msg_snap) {
+  SetThreadName("keel-snap-send");
   const uint64_t index = msg_snap.snapshot().metadata().index();
   const absl::Status status = TransferSnapshot(msg_snap);
   if (!status.ok()) {

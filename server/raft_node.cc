@@ -13,6 +13,7 @@
 #include "raft/read_only.h"
 #include "server/errors.h"
 #include "server/failpoint_messages.h"
+#include "server/thread_name.h"
 
 namespace keel::server {
 namespace {
@@ -275,6 +276,7 @@ void RaftNode::OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls
 // ---------------------------------------------------------------- raft thread
 
 void RaftNode::RaftLoop() {
+  SetThreadName("keel-raft");
   const absl::Duration tick = absl::Milliseconds(options_.tick_interval_ms);
   absl::Time next_tick = absl::Now() + tick;
   for (;;) {
@@ -446,14 +448,39 @@ absl::Status RaftNode::HandleReady(raft::Ready rd) {
       is_learner_ = learner;
     }
     task.entries = std::move(rd.committed_entries);
-    {
-      std::lock_guard<std::mutex> lock(apply_mu_);
-      apply_queue_.push_back(std::move(task));
-    }
-    apply_cv_.notify_one();
+    RETURN_IF_ERROR(ScheduleApply(std::move(task)));
   }
   raw_node_->Advance();
   return absl::OkStatus();
+}
+
+absl::Status RaftNode::ScheduleApply(ApplyTask task) {
+  bool run_here = false;
+  {
+    std::lock_guard<std::mutex> lock(apply_mu_);
+    // The apply thread is idle and nothing is queued, so this thread may stand in for
+    // it (apply_running_ keeps it out meanwhile). A snapshot that falls due stays on
+    // the apply thread: it syncs the state machine and may take long.
+    run_here = !apply_stopping_ && !apply_running_ && apply_queue_.empty() && !task.conf_state &&
+               task.entries.size() <= kInlineApplyMaxEntries &&
+               task.entries.back().index() < last_snapshot_index_ + options_.snapshot_count;
+    if (run_here) {
+      apply_running_ = true;
+    } else {
+      apply_queue_.push_back(std::move(task));
+    }
+  }
+  if (!run_here) {
+    apply_cv_.notify_one();
+    return absl::OkStatus();
+  }
+  absl::Status status = ApplyEntries(task);
+  {
+    std::lock_guard<std::mutex> lock(apply_mu_);
+    apply_running_ = false;
+  }
+  apply_cv_.notify_one();  // A task queued meanwhile (RunOnApplyThread) may run now.
+  return status;
 }
 
 absl::Status RaftNode::RunOnApplyThread(std::function<absl::Status()> fn) {
@@ -554,19 +581,22 @@ void RaftNode::FailAllWaiters(const absl::Status& status) {
 // ---------------------------------------------------------------- apply thread
 
 void RaftNode::ApplyLoop() {
+  SetThreadName("keel-apply");
   for (;;) {
     ApplyTask task;
     std::deque<ApplyTask> abandoned;
     bool stopping = false;
     {
       std::unique_lock<std::mutex> lock(apply_mu_);
-      apply_cv_.wait(lock, [this] { return apply_stopping_ || !apply_queue_.empty(); });
+      apply_cv_.wait(
+          lock, [this] { return apply_stopping_ || (!apply_queue_.empty() && !apply_running_); });
       if (apply_stopping_) {
         stopping = true;
         abandoned.swap(apply_queue_);
       } else {
         task = std::move(apply_queue_.front());
         apply_queue_.pop_front();
+        apply_running_ = true;
       }
     }
     if (stopping) {
@@ -578,12 +608,17 @@ void RaftNode::ApplyLoop() {
       }
       return;
     }
+    absl::Status status;
     if (task.run) {
       task.run();
-      continue;
+    } else {
+      status = ApplyEntries(task);
+      if (status.ok()) status = MaybeSnapshot();
     }
-    absl::Status status = ApplyEntries(task);
-    if (status.ok()) status = MaybeSnapshot();
+    {
+      std::lock_guard<std::mutex> lock(apply_mu_);
+      apply_running_ = false;
+    }
     if (!status.ok()) {
       Fatal(status);
       return;

@@ -11,7 +11,9 @@
 //    commit).
 //  - the apply thread applies committed entries to the KvStore in batches, answers the
 //    waiting writers, releases reads whose index is applied, and takes snapshots, so a
-//    slow apply never delays heartbeats.
+//    slow apply never delays heartbeats. A batch of at most kInlineApplyMaxEntries
+//    that finds the apply thread idle is applied on the raft thread instead (one thread
+//    hop less per write at low load); the two never apply concurrently.
 //
 // Callbacks (write results, read barriers) run on the apply or raft thread with no node
 // lock held; they must be quick (hand real work to another thread).
@@ -41,6 +43,9 @@
 #include "storage/raft_log_store.h"
 
 namespace keel::server {
+
+// Committed batches up to this size may be applied on the raft thread (see Threads).
+inline constexpr size_t kInlineApplyMaxEntries = 8;
 
 struct RaftNodeOptions {
   uint64_t member_id = 0;
@@ -165,6 +170,10 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // Raft thread: one Ready, carried out in the order raw_node.h prescribes.
   [[nodiscard]] absl::Status HandleReady(raft::Ready rd);
   [[nodiscard]] absl::Status InstallSnapshot(const raftpb::Snapshot& snapshot);
+  // Hands committed entries to the apply thread, or applies a small batch right here
+  // when the apply thread is idle: the hand-off is a thread wake-up on every write's
+  // critical path (~0.1 ms on an idle core of this VM), a few entries apply in less.
+  [[nodiscard]] absl::Status ScheduleApply(ApplyTask task);
   // Runs `fn` on the apply thread after everything queued before it; waits for it.
   [[nodiscard]] absl::Status RunOnApplyThread(std::function<absl::Status()> fn);
   void DrainInbox(bool tick);
@@ -172,7 +181,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void FailAllWaiters(const absl::Status& status);
   void Fatal(const absl::Status& status);
 
-  // Apply thread.
+  // Apply thread (or the raft thread standing in for it, see ScheduleApply).
   [[nodiscard]] absl::Status ApplyEntries(ApplyTask& task);
   void ReleaseReads(uint64_t applied_index);
   [[nodiscard]] absl::Status MaybeSnapshot();
@@ -209,9 +218,12 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   std::condition_variable apply_cv_;
   std::deque<ApplyTask> apply_queue_;
   bool apply_stopping_ = false;
+  // A task is running, on the apply thread or in its place on the raft thread
+  // (ScheduleApply); the two never apply at the same time.
+  bool apply_running_ = false;
 
-  // Apply thread only. raft_applied_index_ is the last entry raft handed out and this
-  // thread processed; the state machine may be ahead of it after a snapshot install.
+  // Apply thread only (or its stand-in). raft_applied_index_ is the last entry raft handed out and
+  // this thread processed; the state machine may be ahead of it after a snapshot install.
   raftpb::ConfState applied_conf_state_;
   uint64_t raft_applied_index_ = 0;
   uint64_t last_snapshot_index_ = 0;
