@@ -1,5 +1,6 @@
 // The etcd v3 client API served by keeld: KV (Range, Put, DeleteRange, Txn, Compact),
-// Maintenance.Status and Cluster.MemberList. Written on gRPC's callback API: a handler
+// Lease (Grant, Revoke, KeepAlive, TimeToLive, Leases), Maintenance.Status and
+// Cluster.MemberList. Written on gRPC's callback API: a handler
 // never blocks a thread while its request waits for raft; writes are answered from the
 // apply thread, linearizable reads after their ReadIndex barrier on a small executor.
 //
@@ -17,6 +18,7 @@
 #include "absl/time/time.h"
 #include "proto/etcdserverpb/rpc.grpc.pb.h"
 #include "server/executor.h"
+#include "server/lease_manager.h"
 #include "server/membership.h"
 #include "server/raft_node.h"
 #include "storage/kv_store.h"
@@ -30,6 +32,10 @@ struct ClientServiceContext {
   storage::KvStore* kv = nullptr;
   Executor* read_executor = nullptr;
   MemberDirectory* members = nullptr;
+  LeaseManager* leases = nullptr;
+  // etcd's minimum lease TTL (1.5 election timeouts, whole seconds): shorter grants are
+  // raised to it, so a lease cannot expire during a normal leader election.
+  int64_t min_lease_ttl_s = 2;
   // etcd's --max-request-bytes: larger requests get "request is too large".
   uint64_t max_request_bytes = 1536 * 1024;
   int64_t max_txn_ops = 128;
@@ -58,6 +64,48 @@ class KvService final : public etcdserverpb::KV::CallbackService {
   grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* call,
                                     const etcdserverpb::CompactionRequest* req,
                                     etcdserverpb::CompactionResponse* resp) override;
+
+ private:
+  const ClientServiceContext* ctx_;
+};
+
+// Lease: Grant and Revoke go through raft (any member); KeepAlive and TimeToLive reach
+// the leader's lessor (forwarded by followers, lease_manager.h); Leases is a
+// linearizable read of the lease table.
+class LeaseService final : public etcdserverpb::Lease::CallbackService {
+ public:
+  explicit LeaseService(const ClientServiceContext* ctx) : ctx_(ctx) {}
+  grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* call,
+                                       const etcdserverpb::LeaseGrantRequest* req,
+                                       etcdserverpb::LeaseGrantResponse* resp) override;
+  grpc::ServerUnaryReactor* LeaseRevoke(grpc::CallbackServerContext* call,
+                                        const etcdserverpb::LeaseRevokeRequest* req,
+                                        etcdserverpb::LeaseRevokeResponse* resp) override;
+  grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAliveRequest,
+                          etcdserverpb::LeaseKeepAliveResponse>*
+  LeaseKeepAlive(grpc::CallbackServerContext* call) override;
+  grpc::ServerUnaryReactor* LeaseTimeToLive(grpc::CallbackServerContext* call,
+                                            const etcdserverpb::LeaseTimeToLiveRequest* req,
+                                            etcdserverpb::LeaseTimeToLiveResponse* resp) override;
+  grpc::ServerUnaryReactor* LeaseLeases(grpc::CallbackServerContext* call,
+                                        const etcdserverpb::LeaseLeasesRequest* req,
+                                        etcdserverpb::LeaseLeasesResponse* resp) override;
+
+ private:
+  const ClientServiceContext* ctx_;
+};
+
+// keel.internalpb.LeaseForward on the peer port: the leader's side of the keep-alives
+// and time-to-live queries that followers forward (proto/lease_forward.proto).
+class LeaseForwardService final : public internalpb::LeaseForward::CallbackService {
+ public:
+  explicit LeaseForwardService(const ClientServiceContext* ctx) : ctx_(ctx) {}
+  grpc::ServerUnaryReactor* Renew(grpc::CallbackServerContext* call,
+                                  const etcdserverpb::LeaseKeepAliveRequest* req,
+                                  etcdserverpb::LeaseKeepAliveResponse* resp) override;
+  grpc::ServerUnaryReactor* TimeToLive(grpc::CallbackServerContext* call,
+                                       const etcdserverpb::LeaseTimeToLiveRequest* req,
+                                       etcdserverpb::LeaseTimeToLiveResponse* resp) override;
 
  private:
   const ClientServiceContext* ctx_;

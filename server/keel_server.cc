@@ -130,6 +130,10 @@ absl::Status KeelServer::Open() {
   kv_options.dir = c.data_dir + "/kv";
   kv_options.block_cache_bytes = c.block_cache_bytes;
   kv_options.max_txn_ops = c.max_txn_ops;
+  // The election-based minimum TTL is applied by the Lease service before proposing (so
+  // it travels in the entry); the state machine's own floor must be the same constant
+  // on every member.
+  kv_options.min_lease_ttl_s = 1;
   ASSIGN_OR_RETURN(kv_, storage::KvStore::Open(kv_options));
 
   RaftNodeOptions node_options;
@@ -145,7 +149,20 @@ absl::Status KeelServer::Open() {
                                                                 const std::string& urls) {
     members->SetClientUrls(id, urls);
   };
+  LeaseManagerOptions lease_options;
+  lease_options.cluster_id = c.cluster_id;
+  lease_options.member_id = c.member_id;
+  lease_options.lessor.promotion_extension = absl::Milliseconds(c.election_timeout_ms);
+  lease_options.lessor.checkpoint_interval = absl::Milliseconds(c.lease_checkpoint_interval_ms);
+  lease_options.tick = absl::Milliseconds(std::clamp(c.heartbeat_interval_ms, 10, 50));
+  lease_manager_ = std::make_unique<LeaseManager>(lease_options, kv_.get(), members_.get());
+  node_options.on_applied = [leases = lease_manager_.get()](
+                                const std::vector<raftpb::Entry>& entries,
+                                const std::vector<storage::ApplyResult>& results) {
+    leases->OnApplied(entries, results);
+  };
   node_ = std::make_unique<RaftNode>(node_options, log_.get(), kv_.get());
+  lease_manager_->Attach(node_.get());
 
   PeerTransportOptions transport_options;
   transport_options.cluster_id = c.cluster_id;
@@ -162,6 +179,22 @@ absl::Status KeelServer::Open() {
     transport_->AddPeer(m.id, address);
   }
 
+  // Filled before the peer port starts: forwarded lease calls use it.
+  read_executor_ = std::make_unique<Executor>(2, 100'000);
+  service_context_.cluster_id = c.cluster_id;
+  service_context_.member_id = c.member_id;
+  service_context_.node = node_.get();
+  service_context_.kv = kv_.get();
+  service_context_.read_executor = read_executor_.get();
+  service_context_.members = members_.get();
+  service_context_.leases = lease_manager_.get();
+  // etcd's minimum: 1.5 election timeouts, rounded up to whole seconds.
+  service_context_.min_lease_ttl_s = (3 * c.election_timeout_ms / 2 + 999) / 1000;
+  service_context_.max_request_bytes = c.max_request_bytes;
+  service_context_.max_txn_ops = c.max_txn_ops;
+  service_context_.request_timeout =
+      absl::Seconds(5) + absl::Milliseconds(2 * c.election_timeout_ms);
+  service_context_.data_dirs = {c.data_dir + "/log", c.data_dir + "/kv"};
   {
     grpc::ServerBuilder builder;
     std::vector<int> ports(c.listen_peer_urls.size(), 0);
@@ -173,6 +206,9 @@ absl::Status KeelServer::Open() {
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     transport_->ConfigureServerBuilder(builder);
     builder.RegisterService(transport_->service());
+    // Followers forward keep-alives to the leader's peer port (lease_manager.h).
+    lease_forward_service_ = std::make_unique<LeaseForwardService>(&service_context_);
+    builder.RegisterService(lease_forward_service_.get());
     peer_server_ = builder.BuildAndStart();
     for (size_t i = 0; i < ports.size(); ++i) {
       if (!peer_server_ || ports[i] == 0) {
@@ -183,20 +219,10 @@ absl::Status KeelServer::Open() {
     }
   }
   RETURN_IF_ERROR(node_->Start());
+  lease_manager_->Start();
 
-  read_executor_ = std::make_unique<Executor>(2, 100'000);
-  service_context_.cluster_id = c.cluster_id;
-  service_context_.member_id = c.member_id;
-  service_context_.node = node_.get();
-  service_context_.kv = kv_.get();
-  service_context_.read_executor = read_executor_.get();
-  service_context_.members = members_.get();
-  service_context_.max_request_bytes = c.max_request_bytes;
-  service_context_.max_txn_ops = c.max_txn_ops;
-  service_context_.request_timeout =
-      absl::Seconds(5) + absl::Milliseconds(2 * c.election_timeout_ms);
-  service_context_.data_dirs = {c.data_dir + "/log", c.data_dir + "/kv"};
   kv_service_ = std::make_unique<KvService>(&service_context_);
+  lease_service_ = std::make_unique<LeaseService>(&service_context_);
   maintenance_service_ = std::make_unique<MaintenanceService>(&service_context_);
   cluster_service_ = std::make_unique<ClusterService>(&service_context_);
   {
@@ -209,6 +235,7 @@ absl::Status KeelServer::Open() {
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(static_cast<int>(c.max_request_bytes) + kGrpcOverheadBytes);
     builder.RegisterService(kv_service_.get());
+    builder.RegisterService(lease_service_.get());
     builder.RegisterService(maintenance_service_.get());
     builder.RegisterService(cluster_service_.get());
     client_server_ = builder.BuildAndStart();
@@ -249,6 +276,8 @@ void KeelServer::Shutdown(absl::Duration grace) {
     done.wait_for(std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
   }
   if (node_) node_->Stop();
+  // Answers the lease calls still waiting (so the client port's shutdown can finish).
+  if (lease_manager_) lease_manager_->Stop();
   if (client_stop.joinable()) client_stop.join();
   if (read_executor_) read_executor_->Stop();
   if (peer_server_) peer_server_->Shutdown(absl::ToChronoTime(absl::Now()));
@@ -256,11 +285,14 @@ void KeelServer::Shutdown(absl::Duration grace) {
   client_server_.reset();
   peer_server_.reset();
   kv_service_.reset();
+  lease_service_.reset();
+  lease_forward_service_.reset();
   maintenance_service_.reset();
   cluster_service_.reset();
   read_executor_.reset();
   transport_.reset();
   node_.reset();
+  lease_manager_.reset();
   kv_.reset();
   log_.reset();
   members_.reset();

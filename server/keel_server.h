@@ -55,8 +55,11 @@ class KeelServer {
   std::unique_ptr<PeerTransport> transport_;
   std::unique_ptr<Executor> read_executor_;
   std::unique_ptr<MemberDirectory> members_;
+  std::unique_ptr<LeaseManager> lease_manager_;
   ClientServiceContext service_context_;
   std::unique_ptr<KvService> kv_service_;
+  std::unique_ptr<LeaseService> lease_service_;
+  std::unique_ptr<LeaseForwardService> lease_forward_service_;
   std::unique_ptr<MaintenanceService> maintenance_service_;
   std::unique_ptr<ClusterService> cluster_service_;
   std::unique_ptr<grpc::Server> peer_server_;

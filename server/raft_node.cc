@@ -168,7 +168,8 @@ NodeStatus RaftNode::Status() const {
 
 // ---------------------------------------------------------------- client entry points
 
-void RaftNode::Propose(internalpb::Request request, absl::Time deadline, WriteCallback done) {
+void RaftNode::Propose(internalpb::Request request, absl::Time deadline, WriteCallback done,
+                       uint64_t leader_term) {
   if (commit_index_.load() > applied_index_.load() + options_.max_apply_lag_entries) {
     done(ErrTooManyRequests());  // Apply is far behind: shed load instead of queueing.
     return;
@@ -192,7 +193,7 @@ void RaftNode::Propose(internalpb::Request request, absl::Time deadline, WriteCa
       refused = ErrTooManyRequests();
     } else {
       inbox_proposal_bytes_ += data.size();
-      inbox_proposals_.push_back(PendingProposal{id, std::move(data)});
+      inbox_proposals_.push_back(PendingProposal{id, std::move(data), leader_term});
     }
   }
   if (refused.ok()) {
@@ -358,7 +359,16 @@ void RaftNode::DrainInbox(bool tick) {
 
   // Proposals: each becomes one entry; all of them land in the next Ready's one fsync.
   std::vector<std::pair<uint64_t, absl::Status>> refused;
+  std::optional<raft::Status> raft_status;  // Read once, only for leader-only proposals.
   for (auto& p : proposals) {
+    if (p.leader_term != 0) {
+      if (!raft_status) raft_status = raw_node_->GetStatus();
+      if (raft_status->soft_state.role != raft::Role::kLeader ||
+          raft_status->hard_state.term() != p.leader_term) {
+        refused.emplace_back(p.proposal_id, ErrNotLeader());
+        continue;
+      }
+    }
     absl::Status status = raw_node_->Propose(std::move(p.data));
     if (!status.ok()) {
       refused.emplace_back(p.proposal_id, MapProposeError(status, leader_id_.load()));
@@ -657,6 +667,9 @@ absl::Status RaftNode::ApplyEntries(ApplyTask& task) {
   raft_applied_index_ = task.entries.back().index();
   // After a snapshot install the state machine may be ahead of what raft handed out.
   const uint64_t applied = std::max(raft_applied_index_, kv_->AppliedIndex());
+  // Before applied_index_ moves: a read barrier released by it (on the raft thread too)
+  // must find the observer's view already updated.
+  if (options_.on_applied) options_.on_applied(task.entries, results);
   applied_index_ = applied;
   for (auto& [cb, result] : calls) cb(std::move(*result));
   ReleaseReads(applied);

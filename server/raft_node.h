@@ -73,6 +73,12 @@ struct RaftNodeOptions {
   uint64_t random_seed = 0;  // 0: seeded from the member id and the clock.
   // Called (on a transport thread) when a peer tells its client URLs.
   std::function<void(uint64_t, const std::string&)> on_peer_client_urls;
+  // Called after each applied batch (on the thread that applied it: the apply thread,
+  // or the raft thread for a small batch) with its committed entries and the state
+  // machine's results (storage::KvStore::Apply), before the batch's writers are answered
+  // and reads released. Must be quick; must not wait for the node.
+  std::function<void(const std::vector<raftpb::Entry>&, const std::vector<storage::ApplyResult>&)>
+      on_applied;
 };
 
 struct NodeStatus {
@@ -114,8 +120,12 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
 
   // Replicates a write. `done` is called exactly once: with the state machine's result
   // once the entry applied here, or an error (no leader, too many requests, timed out,
-  // stopped). Never blocks.
-  void Propose(internalpb::Request request, absl::Time deadline, WriteCallback done);
+  // stopped). Never blocks. A non-zero `leader_term` makes it a leader-only proposal:
+  // it is appended only if this member is still leader in exactly that term when the
+  // raft thread takes it ("not leader" otherwise), so a decision a leader took in its
+  // term (e.g. a lease expiry) is never forwarded to or carried out by a later leader.
+  void Propose(internalpb::Request request, absl::Time deadline, WriteCallback done,
+               uint64_t leader_term = 0);
 
   // A linearizable read barrier (ReadIndex): `done(OK)` once this member's state
   // machine has applied everything committed when the barrier was requested, as
@@ -144,6 +154,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   struct PendingProposal {
     uint64_t proposal_id = 0;
     std::string data;
+    uint64_t leader_term = 0;  // Non-zero: leader-only proposal (see Propose).
   };
   struct WriteWaiter {
     absl::Time deadline;

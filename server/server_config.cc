@@ -110,6 +110,10 @@ absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv) {
   app.add_option("--UNSAFE-bug", c.unsafe_bugs,
                  "TEST BUILD: break keel on purpose (stale-local-reads) to test the tests");
 #endif
+  app.add_option("--lease-checkpoint-interval", c.lease_checkpoint_interval_ms,
+                 "How often the leader checkpoints remaining lease TTLs through raft, ms")
+      ->check(CLI::Range(10, 3'600'000))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {

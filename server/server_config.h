@@ -33,6 +33,9 @@ struct ServerConfig {
   // this file, and UNSAFE bug switches. Release builds have no flags for them.
   std::string failpoints_file;
   std::vector<std::string> unsafe_bugs;
+  // How often the leader records every lease's remaining TTL through raft, so a new
+  // leader resumes leases from it (server/lessor.h) instead of from their full TTL.
+  int lease_checkpoint_interval_ms = 5000;
 
   // Derived by Resolve().
   uint64_t member_id = 0;

@@ -202,6 +202,21 @@ absl::StatusOr<etcdserverpb::LeaseLeasesResponse> KvStore::LeaseLeases() const {
   return resp;
 }
 
+absl::StatusOr<std::vector<internalpb::StoredLease>> KvStore::ListLeases() const {
+  std::shared_lock<std::shared_mutex> lock(db_mu_);
+  kv_internal::ReadSnapshot snap(db_.get(), cfs_);
+  std::vector<internalpb::StoredLease> leases;
+  auto it = snap.view().NewIterator(Cf::kLease, "M");
+  for (it->Seek("L"); it->Valid() && it->key().starts_with("L"); it->Next()) {
+    if (!leases.emplace_back().ParseFromArray(it->value().data(),
+                                              static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("KvStore: bad lease record");
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan leases"));
+  return leases;
+}
+
 absl::Status KvStore::CreateCheckpoint(const raftpb::SnapshotMetadata& metadata,
                                        const std::string& checkpoint_dir) {
   std::lock_guard<std::mutex> lock(apply_mu_);

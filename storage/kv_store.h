@@ -122,6 +122,8 @@ class KvStore {
   [[nodiscard]] absl::StatusOr<etcdserverpb::LeaseTimeToLiveResponse> LeaseTimeToLive(
       const etcdserverpb::LeaseTimeToLiveRequest& r) const;
   [[nodiscard]] absl::StatusOr<etcdserverpb::LeaseLeasesResponse> LeaseLeases() const;
+  // Every lease record (id order), for a new leader's lessor to resume from.
+  [[nodiscard]] absl::StatusOr<std::vector<internalpb::StoredLease>> ListLeases() const;
 
   [[nodiscard]] uint64_t AppliedIndex() const { return applied_index_.load(); }
   [[nodiscard]] int64_t Revision() const { return revision_.load(); }

@@ -186,5 +186,79 @@ TEST_F(EtcdctlTest, EndpointStatusHealthAndMemberList) {
   EXPECT_EQ(members.header().member_id(), c.member(2).member_id);
 }
 
+TEST_F(EtcdctlTest, LeaseGrantKeepAliveTimeToLiveListRevoke) {
+  Cluster& c = StartCluster(ClusterOptions{});
+  ASSERT_FALSE(HasFailure());
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok());
+  const int follower = (*leader + 1) % c.size();
+
+  // "lease 000000000000002a granted with TTL(30s)"
+  const std::string granted = CtlOk(follower, {"lease", "grant", "30"});
+  std::vector<std::string> words = absl::StrSplit(granted, ' ');
+  ASSERT_EQ(words.size(), 5u) << granted;
+  EXPECT_EQ(words[0], "lease");
+  EXPECT_EQ(absl::StrCat(words[2], " ", words[3], " ", words[4]), "granted with TTL(30s)\n");
+  const std::string id = words[1];
+  ASSERT_EQ(id.size(), 16u) << granted;
+  uint64_t id_value = 0;
+  ASSERT_TRUE(absl::SimpleHexAtoi(id, &id_value)) << id;
+
+  EXPECT_EQ(CtlOk(follower, {"put", "--lease=" + id, "leased/a", "1"}), "OK\n");
+  EXPECT_EQ(CtlOk(*leader, {"put", "--lease=" + id, "leased/b", "2"}), "OK\n");
+  CommandResult bad = Ctl(follower, {"put", "--lease=1234abcd", "leased/c", "3"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(bad.err, "requested lease not found")) << bad.err;
+
+  const std::string ttl = CtlOk(follower, {"lease", "timetolive", id, "--keys"});
+  EXPECT_TRUE(absl::StartsWith(ttl, "lease " + id + " granted with TTL(30s), remaining(")) << ttl;
+  EXPECT_TRUE(absl::EndsWith(ttl, "s), attached keys([leased/a leased/b])\n")) << ttl;
+  {
+    // etcdctl's own flat JSON: {"cluster_id":..,"member_id":..,"revision":..,
+    // "raft_term":..,"id":..,"ttl":..,"granted-ttl":..,"keys":null}
+    const std::string json = CtlOk(*leader, {"lease", "timetolive", id, "-w", "json"});
+    auto number = [&](const std::string& key) {
+      uint64_t value = 0;  // Member ids use all 64 bits.
+      const size_t at = json.find("\"" + key + "\":");
+      if (at == std::string::npos) return value;
+      const size_t from = at + key.size() + 3;
+      EXPECT_TRUE(
+          absl::SimpleAtoi(json.substr(from, json.find_first_of(",}", from) - from), &value))
+          << json;
+      return value;
+    };
+    EXPECT_EQ(number("id"), id_value) << json;
+    EXPECT_EQ(number("granted-ttl"), 30u) << json;
+    EXPECT_GE(number("ttl"), 28u) << json;
+    EXPECT_LE(number("ttl"), 30u) << json;
+    EXPECT_EQ(number("member_id"), c.member(*leader).member_id) << json;
+  }
+
+  EXPECT_EQ(CtlOk(follower, {"lease", "keep-alive", "--once", id}),
+            "lease " + id + " keepalived with TTL(30)\n");
+  EXPECT_EQ(CtlOk(*leader, {"lease", "keep-alive", "--once", id}),
+            "lease " + id + " keepalived with TTL(30)\n");
+
+  const std::string second = CtlOk(*leader, {"lease", "grant", "100"});
+  std::vector<std::string> second_words = absl::StrSplit(second, ' ');
+  ASSERT_EQ(second_words.size(), 5u) << second;
+  std::vector<std::string> ids = {id, second_words[1]};
+  std::sort(ids.begin(), ids.end());
+  const std::string list = CtlOk(follower, {"lease", "list"});
+  std::vector<std::string> lines = absl::StrSplit(list, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << list;
+  EXPECT_EQ(lines[0], "found 2 leases");
+  std::sort(lines.begin() + 1, lines.end());
+  EXPECT_EQ(lines[1], ids[0]);
+  EXPECT_EQ(lines[2], ids[1]);
+
+  EXPECT_EQ(CtlOk(follower, {"lease", "revoke", id}), "lease " + id + " revoked\n");
+  EXPECT_EQ(CtlOk(follower, {"get", "leased/", "--prefix"}), "");
+  EXPECT_EQ(CtlOk(*leader, {"lease", "timetolive", id}), "lease " + id + " already expired\n");
+  CommandResult again = Ctl(follower, {"lease", "revoke", id});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(again.err, "requested lease not found")) << again.err;
+}
+
 }  // namespace
 }  // namespace keel::integration
