@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the layering rules of STYLE.md: raft/ does no I/O and takes no locks; storage/
-# never includes server/; server/ never includes client/. Exit 1 with the offending
-# lines. Run by ctest (test `layer_boundaries`).
+# never includes server/; server/ never includes client/; tools/lincheck/ includes no
+# layer. Exit 1 with the offending lines. Run by ctest (test `layer_boundaries`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -19,5 +19,7 @@ check raft '#include *[<"](grpc|grpcpp/|rocksdb/|thread>|mutex>|shared_mutex>|co
 check raft '(std::rand|srand|std::random_device|fopen|::open\()' "raft/ calls no global RNG and opens no files"
 check storage '#include *"server/' "storage/ never includes server/"
 check server '#include *"client/' "server/ never includes client/"
+check tools/lincheck '#include *"(server|storage|raft|client)/' \
+  "tools/lincheck/ (the linearizability checker) depends on no keel layer, so anything may link it"
 [ $status -eq 0 ] && echo "layer boundaries OK"
 exit $status
