@@ -61,7 +61,24 @@ Counterexample Explain(const std::vector<SearchOp>& ops, const std::vector<uint3
   // every old timed-out write or delete would be listed.
   for (size_t i = 0; i < ops.size() && ops[i].start <= bound; ++i) {
     if (linearized[i] || (ops[i].pool >= 0 && ops[i].start < window_start)) continue;
+    // An unknown op that would change nothing now (a cas whose compare fails) is no candidate.
+    const Operation& op = *ops[i].op;
+    if (ops[i].unknown && op.type == OpType::kCas && cx.state != op.expect) continue;
     cx.stuck.push_back(*ops[i].op);
+  }
+  // Sources: who wrote the values the stuck ops need.
+  absl::flat_hash_set<absl::string_view> needed;
+  for (const Operation& op : cx.stuck) {
+    if (op.type == OpType::kRead && op.found) needed.insert(op.result);
+    if (op.type == OpType::kCas && (op.outcome != Outcome::kOk || op.cas_succeeded)) {
+      needed.insert(op.expect);
+    }
+  }
+  for (const SearchOp& o : ops) {
+    const Operation& op = *o.op;
+    if ((op.type == OpType::kWrite || op.type == OpType::kCas) && needed.contains(op.value)) {
+      cx.sources.push_back(op);
+    }
   }
   // Context: the state's setter and what follows it, and the known ops overlapping the window.
   std::vector<const Operation*> context;

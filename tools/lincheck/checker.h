@@ -59,6 +59,9 @@ struct Counterexample {
   // The candidates that could not be linearized next, in call order: the not yet linearized
   // operation that returns first, and every one called before it returned.
   std::vector<Operation> stuck;
+  // The operations that wrote the values the stuck reads and compares need (none for a value
+  // that was never written), in call order.
+  std::vector<Operation> sources;
   static constexpr size_t kMaxContext = 40;
 };
 

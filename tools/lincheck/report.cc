@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -59,6 +60,7 @@ uint64_t WindowOrigin(const Counterexample& cx) {
   uint64_t origin = kInfinity;
   for (const Operation& op : cx.context) origin = std::min(origin, op.start_ns);
   for (const Operation& op : cx.stuck) origin = std::min(origin, op.start_ns);
+  for (const Operation& op : cx.sources) origin = std::min(origin, op.start_ns);
   if (cx.state_set_by.has_value()) origin = std::min(origin, cx.state_set_by->start_ns);
   return origin == kInfinity ? 0 : origin;
 }
@@ -86,9 +88,21 @@ void AppendCounterexample(const KeyResult& key, const ReportOptions& options, st
   for (const Operation& op : cx.stuck) {
     absl::StrAppend(out, "    ", DescribeOperation(op), "  ", Interval(op, origin), "\n");
   }
+  if (!cx.sources.empty()) {
+    absl::StrAppend(out, "  the values they need were written by:\n");
+    for (const Operation& op : cx.sources) {
+      absl::StrAppend(out, "    ", DescribeOperation(op), "  ", Interval(op, origin), "\n");
+    }
+  }
   if (options.timeline) {
-    std::vector<Operation> window = cx.context;
-    window.insert(window.end(), cx.stuck.begin(), cx.stuck.end());
+    // The window: context, stuck and sources, each op once.
+    std::vector<Operation> window;
+    absl::flat_hash_set<uint64_t> ids;
+    for (const auto* ops : {&cx.context, &cx.stuck, &cx.sources}) {
+      for (const Operation& op : *ops) {
+        if (ids.insert(op.id).second) window.push_back(op);
+      }
+    }
     std::sort(window.begin(), window.end(), [](const Operation& x, const Operation& y) {
       return std::tie(x.start_ns, x.id) < std::tie(y.start_ns, y.id);
     });
@@ -244,12 +258,15 @@ std::string FormatJson(const CheckResult& result) {
     const Counterexample& cx = *bad->counterexample;
     std::vector<std::string> context;
     std::vector<std::string> stuck;
+    std::vector<std::string> sources;
     for (const Operation& op : cx.context) context.push_back(OpJson(op));
     for (const Operation& op : cx.stuck) stuck.push_back(OpJson(op));
+    for (const Operation& op : cx.sources) sources.push_back(OpJson(op));
     absl::StrAppend(
         &out, ",\"invalid\":{\"key\":", Quote(bad->key), ",\"linearized\":", cx.linearized_count,
         ",\"state\":", cx.state.has_value() ? Quote(*cx.state) : "null", ",\"context\":[",
-        absl::StrJoin(context, ","), "],\"stuck\":[", absl::StrJoin(stuck, ","), "]}");
+        absl::StrJoin(context, ","), "],\"stuck\":[", absl::StrJoin(stuck, ","), "],\"sources\":[",
+        absl::StrJoin(sources, ","), "]}");
   }
   out.append("}\n");
   return out;

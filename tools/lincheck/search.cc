@@ -234,16 +234,19 @@ void Search::MakeKey(int32_t state, uint32_t m) {
   key_.insert(key_.end(), pool_used_.begin() + 1, pool_used_.end());
 }
 
-// Keeps longest_ equal to the longest stack seen, copying each pushed element at most once.
-void Search::RecordLongest(uint32_t op) {
+// After a push: keeps longest_ equal to the stack with the most known ops seen, copying each
+// pushed element at most once (longest_agree_ tracks the prefix the two still share).
+void Search::RecordLongest() {
   const size_t depth = stack_.size();
+  const uint32_t op = stack_.back().candidate.op;
   if (longest_agree_ == depth - 1 && longest_.size() >= depth && longest_[depth - 1] == op) {
     longest_agree_ = depth;
   }
-  if (depth <= longest_.size()) return;
+  if (known_depth_ <= longest_known_) return;
   longest_.resize(longest_agree_);
   for (size_t i = longest_agree_; i < depth; ++i) longest_.push_back(stack_[i].candidate.op);
   longest_agree_ = depth;
+  longest_known_ = known_depth_;
 }
 
 Search::Result Search::Run() {
@@ -265,6 +268,7 @@ Search::Result Search::Run() {
       const Frame f = stack_.back();
       stack_.pop_back();
       longest_agree_ = std::min(longest_agree_, stack_.size());
+      if (!ops_[f.candidate.op].unknown) --known_depth_;
       state = f.prev_state;
       m = f.prev_m;
       hash = f.prev_hash;
@@ -286,7 +290,8 @@ Search::Result Search::Run() {
     const uint64_t memo_hash = Mix64(next_hash ^ Mix64(static_cast<uint64_t>(next_state) << 40));
     if (memo_.Visit(memo_hash, key_, pool_used_[0])) {
       stack_.push_back(Frame{c, static_cast<uint32_t>(index), state, m, hash});
-      RecordLongest(c.op);
+      if (!ops_[c.op].unknown) ++known_depth_;
+      RecordLongest();
       state = next_state;
       m = next_m;
       hash = next_hash;

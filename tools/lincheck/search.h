@@ -111,7 +111,8 @@ class Search {
 
   Result Run();
 
-  // The longest partial linearization seen (op indices in linearization order).
+  // The partial linearization seen with the most known ops (op indices in linearization
+  // order; it ends with a known op: unknown ones linearized last explain nothing).
   const std::vector<uint32_t>& longest() const { return longest_; }
   uint64_t states() const { return memo_.size(); }
 
@@ -158,7 +159,7 @@ class Search {
   void Unlift(const Candidate& c);
   void ListCandidates(int32_t state);
   void MakeKey(int32_t state, uint32_t m);
-  void RecordLongest(uint32_t op);
+  void RecordLongest();
 
   const std::vector<SearchOp>& ops_;
   std::vector<Pool> pools_;
@@ -177,7 +178,9 @@ class Search {
   Memo memo_;
   std::vector<uint32_t> key_;  // Scratch for MakeKey.
   std::vector<uint32_t> longest_;
+  size_t longest_known_ = 0;  // Known ops in longest_.
   size_t longest_agree_ = 0;  // stack_[0, longest_agree_) equals longest_[0, longest_agree_).
+  size_t known_depth_ = 0;    // Known ops on stack_.
 };
 
 }  // namespace keel::lincheck::internal
