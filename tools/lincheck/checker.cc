@@ -6,7 +6,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "tools/lincheck/impossible_read.h"
 #include "tools/lincheck/search.h"
 
 namespace keel::lincheck {
@@ -36,7 +38,11 @@ void ApplyForReport(const Operation& op, std::optional<std::string>* state,
 
 Counterexample Explain(const std::vector<SearchOp>& ops, const std::vector<uint32_t>& longest) {
   Counterexample cx;
-  cx.linearized_count = longest.size();
+  cx.found_by_search = true;
+  for (const uint32_t i : longest) cx.linearized_count += ops[i].unknown ? 0 : 1;
+  cx.reason = absl::StrCat("no order of the key's operations explains every result; the ",
+                           "furthest the search got placed ", cx.linearized_count,
+                           " of the acknowledged ones");
   std::vector<bool> linearized(ops.size(), false);
   const Operation* set_by = nullptr;
   size_t set_by_position = 0;
@@ -211,10 +217,17 @@ KeyResult CheckKey(const std::string& key, const std::vector<const Operation*>& 
   }
   result.ops = search_ops.size();
 
+  if (auto cx = options.fast_check ? internal::FindImpossibleRead(kept) : std::nullopt;
+      cx.has_value()) {
+    result.verdict = Verdict::kInvalid;
+    result.counterexample = std::move(cx);
+    result.elapsed = absl::Now() - started;
+    return result;
+  }
   const absl::Time deadline = options.timeout_per_key == absl::InfiniteDuration()
                                   ? absl::InfiniteFuture()
                                   : started + options.timeout_per_key;
-  Search search(search_ops, std::move(pools), deadline);
+  Search search(search_ops, std::move(pools), deadline, options.max_states_per_key);
   switch (search.Run()) {
     case Search::Result::kLinearizable:
       result.verdict = Verdict::kValid;
@@ -225,6 +238,13 @@ KeyResult CheckKey(const std::string& key, const std::vector<const Operation*>& 
       break;
     case Search::Result::kTimeout:
       result.verdict = Verdict::kUnknown;
+      result.unknown_reason = absl::StrCat("the search timed out after ",
+                                           absl::FormatDuration(options.timeout_per_key));
+      break;
+    case Search::Result::kTooManyStates:
+      result.verdict = Verdict::kUnknown;
+      result.unknown_reason =
+          absl::StrCat("the search remembered more than ", options.max_states_per_key, " states");
       break;
   }
   result.states = search.states();

@@ -41,13 +41,27 @@ enum class Verdict { kValid, kInvalid, kUnknown };  // kUnknown: the per-key tim
 struct CheckOptions {
   // Per key; after it the key's verdict is kUnknown. Infinite by default.
   absl::Duration timeout_per_key = absl::InfiniteDuration();
+  // Per key: distinct (linearized set, state) pairs the search may remember before giving up
+  // with kUnknown; each costs ~100 bytes, so the default bounds memory to about 1 GB.
+  uint64_t max_states_per_key = 10'000'000;
+  // Run the fast check for impossible reads before the search (see Counterexample). Off only
+  // to test the search alone: the verdict is the same either way, only time and the
+  // counterexample differ.
+  bool fast_check = true;
 };
 
-// Why a key is not linearizable: the search got furthest with `linearized` (a linearization of
-// part of the key's history), after which none of `stuck` could be placed. The window to look at
-// is `context` (the end of that partial linearization) followed by `stuck`.
+// Why a key is not linearizable. Found one of two ways:
+//  - a fast check first (impossible_read.h): a read or successful compare needs a state that
+//    every operation that could produce it was certainly followed by a change away from before
+//    the read was called (stale read, lost write, a value never written). Then `stuck` is that
+//    read, `context` the change, `sources` the possible producers, linearized_count 0.
+//  - else the search: it got furthest with a partial linearization of `linearized_count` ops,
+//    after which none of `stuck` could be placed. The window to look at is `context` (the end
+//    of that partial linearization), `stuck`, and `sources`.
 struct Counterexample {
-  size_t linearized_count = 0;  // Length of the longest partial linearization found.
+  bool found_by_search = false;  // Else by the fast check.
+  std::string reason;            // One sentence, for the report.
+  size_t linearized_count = 0;   // Known ops in the longest partial linearization found.
   // The register after it (nullopt: absent), and the operation that set it (nullopt: nothing
   // was written yet).
   std::optional<std::string> state;
@@ -73,6 +87,7 @@ struct KeyResult {
   uint64_t states = 0;     // Distinct (linearized set, state) pairs the search visited.
   absl::Duration elapsed;
   std::optional<Counterexample> counterexample;  // Set iff verdict is kInvalid.
+  std::string unknown_reason;  // Set iff verdict is kUnknown: which limit was hit.
 };
 
 struct CheckResult {

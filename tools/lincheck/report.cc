@@ -68,28 +68,31 @@ uint64_t WindowOrigin(const Counterexample& cx) {
 void AppendCounterexample(const KeyResult& key, const ReportOptions& options, std::string* out) {
   const Counterexample& cx = *key.counterexample;
   const uint64_t origin = WindowOrigin(cx);
+  absl::StrAppend(out, "  why: ", cx.reason, "\n");
   absl::StrAppend(out, "  ", key.ops, " operations on this key (", key.unknown_ops,
-                  " with unknown outcome); the longest linearizable prefix found has ",
-                  cx.linearized_count, " of them\n");
-  absl::StrAppend(out, "  times are relative to start_ns=", origin, "\n");
-  absl::StrAppend(out, "  the register after that prefix: ",
+                  " with unknown outcome); times are relative to start_ns=", origin, "\n");
+  absl::StrAppend(out, "  the register ",
+                  cx.found_by_search ? "after the furthest partial linearization" : "then", ": ",
                   cx.state.has_value() ? Quote(*cx.state) : "absent");
   if (cx.state_set_by.has_value()) {
     absl::StrAppend(out, ", set by ", DescribeOperation(*cx.state_set_by));
   }
   out->append("\n");
   if (!cx.context.empty()) {
-    absl::StrAppend(out, "  end of that prefix, in linearization order:\n");
+    absl::StrAppend(out, cx.found_by_search ? "  its end, in linearization order:\n"
+                                            : "  the change that rules the read out:\n");
     for (const Operation& op : cx.context) {
       absl::StrAppend(out, "    ", DescribeOperation(op), "  ", Interval(op, origin), "\n");
     }
   }
-  absl::StrAppend(out, "  none of these can be linearized next:\n");
+  absl::StrAppend(out, cx.found_by_search ? "  none of these can be linearized next:\n"
+                                          : "  the impossible read:\n");
   for (const Operation& op : cx.stuck) {
     absl::StrAppend(out, "    ", DescribeOperation(op), "  ", Interval(op, origin), "\n");
   }
   if (!cx.sources.empty()) {
-    absl::StrAppend(out, "  the values they need were written by:\n");
+    absl::StrAppend(out, "  the operations that could have produced what ",
+                    cx.found_by_search ? "they need" : "it needs", ":\n");
     for (const Operation& op : cx.sources) {
       absl::StrAppend(out, "    ", DescribeOperation(op), "  ", Interval(op, origin), "\n");
     }
@@ -224,9 +227,10 @@ std::string FormatText(const CheckResult& result, const ReportOptions& options) 
     absl::StrAppend(&out, "INVALID key=", KeyForText(invalid->key), "\n");
     AppendCounterexample(*invalid, options, &out);
   } else if (unknown != nullptr) {
-    absl::StrAppend(&out, "UNKNOWN key=", KeyForText(unknown->key),
-                    "\n  the search timed out after ", absl::FormatDuration(unknown->elapsed), " (",
-                    unknown->states, " states); raise --timeout\n");
+    absl::StrAppend(&out, "UNKNOWN key=", KeyForText(unknown->key), "\n  ", unknown->unknown_reason,
+                    " (", unknown->states,
+                    " states): raise --timeout or --max-states, or check fewer operations per "
+                    "key\n");
   } else {
     out.append("VALID\n");
   }
@@ -245,9 +249,11 @@ std::string FormatJson(const CheckResult& result) {
     counts[static_cast<int>(k.verdict)]++;
     keys.push_back(absl::StrFormat(
         "{\"key\":%s,\"verdict\":\"%s\",\"ops\":%d,\"unknown_ops\":%d,\"states\":%d,"
-        "\"elapsed_ms\":%.3f}",
+        "\"elapsed_ms\":%.3f%s}",
         Quote(k.key), VerdictName(k.verdict), k.ops, k.unknown_ops, k.states,
-        absl::ToDoubleMilliseconds(k.elapsed)));
+        absl::ToDoubleMilliseconds(k.elapsed),
+        k.unknown_reason.empty() ? ""
+                                 : absl::StrCat(",\"unknown_reason\":", Quote(k.unknown_reason))));
   }
   std::string out = absl::StrFormat(
       "{\"verdict\":\"%s\",\"ops\":%d,\"keys\":%d,\"valid_keys\":%d,\"invalid_keys\":%d,"
@@ -263,7 +269,9 @@ std::string FormatJson(const CheckResult& result) {
     for (const Operation& op : cx.stuck) stuck.push_back(OpJson(op));
     for (const Operation& op : cx.sources) sources.push_back(OpJson(op));
     absl::StrAppend(
-        &out, ",\"invalid\":{\"key\":", Quote(bad->key), ",\"linearized\":", cx.linearized_count,
+        &out, ",\"invalid\":{\"key\":", Quote(bad->key), ",\"reason\":", Quote(cx.reason),
+        ",\"found_by_search\":", cx.found_by_search ? "true" : "false",
+        ",\"linearized\":", cx.linearized_count,
         ",\"state\":", cx.state.has_value() ? Quote(*cx.state) : "null", ",\"context\":[",
         absl::StrJoin(context, ","), "],\"stuck\":[", absl::StrJoin(stuck, ","), "],\"sources\":[",
         absl::StrJoin(sources, ","), "]}");

@@ -54,8 +54,13 @@ bool Memo::Visit(uint64_t hash, const std::vector<uint32_t>& key, uint32_t junk_
   return true;
 }
 
-Search::Search(const std::vector<SearchOp>& ops, std::vector<Pool> pools, absl::Time deadline)
-    : ops_(ops), pools_(std::move(pools)), pool_used_(pools_.size(), 0), deadline_(deadline) {
+Search::Search(const std::vector<SearchOp>& ops, std::vector<Pool> pools, absl::Time deadline,
+               uint64_t max_states)
+    : ops_(ops),
+      pools_(std::move(pools)),
+      pool_used_(pools_.size(), 0),
+      deadline_(deadline),
+      max_states_(max_states) {
   BuildLists();
 }
 
@@ -261,7 +266,10 @@ Search::Result Search::Run() {
   size_t index = 0;  // The next candidate of the current node to try.
   while (true) {
     if (known_[0].next == kNil) return Result::kLinearizable;  // Unknown ops go last.
-    if ((++iterations & 1023) == 0 && absl::Now() > deadline_) return Result::kTimeout;
+    if ((++iterations & 1023) == 0) {
+      if (absl::Now() > deadline_) return Result::kTimeout;
+      if (memo_.size() > max_states_) return Result::kTooManyStates;
+    }
 
     if (index >= candidates_.size()) {  // Every candidate failed: backtrack.
       if (stack_.empty()) return Result::kNotLinearizable;

@@ -104,10 +104,11 @@ class Memo {
 // Not thread-safe; one Run per object.
 class Search {
  public:
-  enum class Result { kLinearizable, kNotLinearizable, kTimeout };
+  enum class Result { kLinearizable, kNotLinearizable, kTimeout, kTooManyStates };
 
   // `pools[0]` is the junk pool (its state is never read; it may be empty).
-  Search(const std::vector<SearchOp>& ops, std::vector<Pool> pools, absl::Time deadline);
+  Search(const std::vector<SearchOp>& ops, std::vector<Pool> pools, absl::Time deadline,
+         uint64_t max_states);
 
   Result Run();
 
@@ -165,6 +166,7 @@ class Search {
   std::vector<Pool> pools_;
   std::vector<uint32_t> pool_used_;  // Per pool: its first pool_used_[p] ops are linearized.
   const absl::Time deadline_;
+  const uint64_t max_states_;
 
   std::vector<Entry> known_;       // [0] is the head.
   std::vector<Entry> unknown_;     // [0] is the head.

@@ -76,7 +76,14 @@ class HistoryBuilder {
   History history_;
 };
 
-Verdict Check(const HistoryBuilder& b) { return CheckHistory(b.history()).verdict; }
+// The verdict, which the search alone must agree with.
+Verdict Check(const HistoryBuilder& b) {
+  const Verdict verdict = CheckHistory(b.history()).verdict;
+  CheckOptions search_only;
+  search_only.fast_check = false;
+  EXPECT_EQ(CheckHistory(b.history(), search_only).verdict, verdict) << "the search alone differs";
+  return verdict;
+}
 
 TEST(CheckerTest, EmptyHistoryIsValid) {
   const CheckResult r = CheckHistory({});
@@ -95,19 +102,32 @@ TEST(CheckerTest, SequentialHistoryIsValid) {
 TEST(CheckerTest, StaleReadIsInvalid) {
   HistoryBuilder b;
   b.Write("a", 0, 10).Write("b", 20, 30).Read("a", 40, 50);
+  EXPECT_EQ(Check(b), Verdict::kInvalid);
+  // The fast check proves it: write 2 certainly came between write 1 and the read.
   const CheckResult r = CheckHistory(b.history());
-  ASSERT_EQ(r.verdict, Verdict::kInvalid);
   const KeyResult* bad = r.FirstInvalid();
   ASSERT_NE(bad, nullptr);
   EXPECT_EQ(bad->key, "k");
   ASSERT_TRUE(bad->counterexample.has_value());
   const Counterexample& cx = *bad->counterexample;
-  EXPECT_EQ(cx.linearized_count, 2u);
+  EXPECT_FALSE(cx.found_by_search);
   EXPECT_EQ(cx.state, "b");
   ASSERT_TRUE(cx.state_set_by.has_value());
   EXPECT_EQ(cx.state_set_by->id, 2u);
   ASSERT_EQ(cx.stuck.size(), 1u);
   EXPECT_EQ(cx.stuck[0].id, 3u);
+  ASSERT_EQ(cx.sources.size(), 1u);
+  EXPECT_EQ(cx.sources[0].id, 1u);
+  // The search alone finds the same read stuck after the two writes.
+  CheckOptions search_only;
+  search_only.fast_check = false;
+  const CheckResult searched_result = CheckHistory(b.history(), search_only);
+  const Counterexample& searched = *searched_result.FirstInvalid()->counterexample;
+  EXPECT_TRUE(searched.found_by_search);
+  EXPECT_EQ(searched.linearized_count, 2u);
+  EXPECT_EQ(searched.state, "b");
+  ASSERT_EQ(searched.stuck.size(), 1u);
+  EXPECT_EQ(searched.stuck[0].id, 3u);
 }
 
 TEST(CheckerTest, LostWriteIsInvalid) {
@@ -279,19 +299,63 @@ TEST(CheckerTest, KeysAreCheckedIndependently) {
   EXPECT_EQ(r.ops, 4u);
 }
 
-TEST(CheckerTest, CounterexampleShowsTheWindow) {
+TEST(CheckerTest, SearchCounterexampleShowsTheWindow) {
+  // No single read is impossible on its own, so the fast check passes and the search decides:
+  // whichever of the concurrent writes came last, one of the two late reads is wrong.
+  HistoryBuilder b;
+  b.Write("a", 0, 100).Write("b", 1, 100).Read("a", 110, 120).Read("b", 130, 140);
+  const CheckResult r = CheckHistory(b.history());
+  ASSERT_EQ(r.verdict, Verdict::kInvalid);
+  const Counterexample& cx = *r.FirstInvalid()->counterexample;
+  EXPECT_TRUE(cx.found_by_search);
+  EXPECT_EQ(cx.linearized_count, 3u);  // b, a, read a.
+  EXPECT_EQ(cx.state, "a");
+  EXPECT_EQ(cx.state_set_by->id, 1u);
+  ASSERT_EQ(cx.stuck.size(), 1u);
+  EXPECT_EQ(cx.stuck[0].id, 4u);
+  EXPECT_THAT(cx.context, Contains(Field(&Operation::id, 3u)));
+  EXPECT_THAT(cx.sources, Contains(Field(&Operation::id, 2u)));
+}
+
+TEST(CheckerTest, FastCheckPointsAtTheFirstImpossibleRead) {
   // Writes interleaved with reads; the read of "a" after "c" was acknowledged is stale.
   HistoryBuilder b;
   b.Write("a", 0, 10).Write("b", 20, 30).Read("b", 25, 35).Write("c", 40, 50);
   b.Read("c", 45, 60).Read("a", 70, 80).Read("c", 75, 85);
+  EXPECT_EQ(Check(b), Verdict::kInvalid);
   const CheckResult r = CheckHistory(b.history());
-  ASSERT_EQ(r.verdict, Verdict::kInvalid);
   const Counterexample& cx = *r.FirstInvalid()->counterexample;
-  EXPECT_EQ(cx.state, "c");
-  EXPECT_EQ(cx.state_set_by->id, 4u);
-  EXPECT_THAT(cx.stuck, Contains(Field(&Operation::id, 6u)));
-  EXPECT_THAT(cx.context, Contains(Field(&Operation::id, 4u)));
-  EXPECT_EQ(cx.stuck.front().id, 6u);
+  EXPECT_FALSE(cx.found_by_search);
+  ASSERT_EQ(cx.stuck.size(), 1u);
+  EXPECT_EQ(cx.stuck[0].id, 6u);
+  EXPECT_EQ(cx.context.size(), 1u);  // "b" or "c": either rules "a" out.
+  EXPECT_EQ(cx.sources[0].id, 1u);
+}
+
+TEST(CheckerTest, FastCheckLeavesUnknownWritesAlone) {
+  // The write of "a" never completed, so it may have taken effect after "b".
+  HistoryBuilder b;
+  b.Write("a", 0, 0).Unknown().Write("b", 20, 30).Read("a", 40, 50);
+  EXPECT_EQ(Check(b), Verdict::kValid);
+  // Absence after an acknowledged write: the unknown delete may explain it...
+  HistoryBuilder deleted;
+  deleted.Write("a", 0, 10).Delete(5, 0).Unknown().Read(std::nullopt, 20, 30);
+  EXPECT_EQ(Check(deleted), Verdict::kValid);
+  // ...but only once.
+  deleted.Write("c", 40, 50).Read(std::nullopt, 60, 70);
+  EXPECT_EQ(Check(deleted), Verdict::kInvalid);
+}
+
+TEST(CheckerTest, StateLimitGivesUnknown) {
+  HistoryBuilder b;
+  for (uint64_t i = 0; i < 10; ++i) b.Write("v" + std::to_string(i), 0, 1000);
+  b.Read("v3", 2000, 2010).Read("v4", 2020, 2030);  // Impossible, but only the search knows.
+  CheckOptions options;
+  options.max_states_per_key = 10;
+  const CheckResult r = CheckHistory(b.history(), options);
+  EXPECT_EQ(r.verdict, Verdict::kUnknown);
+  EXPECT_THAT(r.keys[0].unknown_reason, ::testing::HasSubstr("more than 10 states"));
+  EXPECT_EQ(CheckHistory(b.history()).verdict, Verdict::kInvalid);
 }
 
 }  // namespace

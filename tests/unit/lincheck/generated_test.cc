@@ -88,6 +88,13 @@ TEST(GeneratedStaleReadTest, IsInvalidAndPointsAtTheRead) {
     EXPECT_EQ(bad->key, read.key);
     EXPECT_THAT(bad->counterexample->stuck, Contains(Field(&Operation::id, *id)))
         << "seed " << seed;
+    EXPECT_FALSE(bad->counterexample->found_by_search);
+    // The search alone proves it too (slower: it must exhaust the orders of the prefix).
+    CheckOptions search_only;
+    search_only.fast_check = false;
+    const CheckResult searched = CheckHistory(h, search_only);
+    ASSERT_EQ(searched.verdict, Verdict::kInvalid) << "seed " << seed;
+    EXPECT_EQ(searched.FirstInvalid()->key, read.key);
     for (const KeyResult& k : r.keys) {
       if (k.key != read.key) {
         EXPECT_EQ(k.verdict, Verdict::kValid) << k.key;

@@ -44,9 +44,11 @@ TEST(ReportTest, ValidIsOneLinePlusCounts) {
 TEST(ReportTest, InvalidNamesTheKeyAndTheWindow) {
   const std::string text = FormatText(CheckHistory(StaleRead()), {.timeline = true});
   EXPECT_THAT(text, StartsWith("INVALID key=k\n"));
-  EXPECT_THAT(text, HasSubstr("the register after that prefix: \"b\", set by id=2 p=2 write"));
-  EXPECT_THAT(text, HasSubstr("none of these can be linearized next:\n    id=3 p=1 read -> \"a\""));
-  EXPECT_THAT(text, HasSubstr("the values they need were written by:\n    id=1 p=1 write \"a\""));
+  EXPECT_THAT(text, HasSubstr("\n  why: it needs a state that every writer of it left, and id=2 "
+                              "changed it for certain afterwards"));
+  EXPECT_THAT(text, HasSubstr("the register then: \"b\", set by id=2 p=2 write"));
+  EXPECT_THAT(text, HasSubstr("the impossible read:\n    id=3 p=1 read -> \"a\""));
+  EXPECT_THAT(text, HasSubstr("could have produced what it needs:\n    id=1 p=1 write \"a\""));
   // Timeline: a row per process, the unknown write running off to the right.
   EXPECT_THAT(text, HasSubstr("\np1      |[1"));
   EXPECT_THAT(text, HasSubstr("\np2      |"));
@@ -75,7 +77,8 @@ TEST(ReportTest, UnknownSaysToRaiseTheTimeout) {
 TEST(ReportTest, JsonSummary) {
   const std::string json = FormatJson(CheckHistory(StaleRead()));
   EXPECT_THAT(json, StartsWith("{\"verdict\":\"INVALID\",\"ops\":4,\"keys\":1,"));
-  EXPECT_THAT(json, HasSubstr("\"invalid\":{\"key\":\"k\",\"linearized\":2,\"state\":\"b\""));
+  EXPECT_THAT(json, HasSubstr("\"invalid\":{\"key\":\"k\",\"reason\":\"it needs a state"));
+  EXPECT_THAT(json, HasSubstr("\"found_by_search\":false,\"linearized\":0,\"state\":\"b\""));
   EXPECT_THAT(json, HasSubstr("\"stuck\":[{\"id\":3,"));
 }
 
