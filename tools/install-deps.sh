@@ -9,6 +9,7 @@ PACKAGES=(
   librocksdb-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   etcd-client
+  iproute2 iptables  # keel-chaos: network namespaces and partitions (tests/chaos/)
 )
 
 SUDO=""

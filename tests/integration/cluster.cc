@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -48,9 +49,10 @@ namespace {
 // fork + exec with stdin/stdout/stderr redirected to files. Everything the child needs
 // is prepared before fork: after fork in a multi-threaded process only async-signal-safe
 // calls are allowed.
+// `netns_fd` >= 0: the child joins that network namespace before exec.
 pid_t SpawnProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                    const std::string& stdin_path, const std::string& stdout_path,
-                   const std::string& stderr_path) {
+                   const std::string& stderr_path, int netns_fd = -1) {
   std::vector<char*> c_argv;
   for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
   c_argv.push_back(nullptr);
@@ -67,6 +69,7 @@ pid_t SpawnProcess(const std::vector<std::string>& argv, const std::vector<std::
   // Child: die with the test process so no keeld outlives a crashed test.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(127);
+  if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0) _exit(126);
   // keeld blocks SIGTERM itself; undo any mask inherited from the test's threads.
   sigset_t none;
   sigemptyset(&none);
@@ -164,7 +167,14 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
 }
 
 Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
-  root_ = MakeTempDir("keel-it-");
+  if (options_.root.empty()) {
+    root_ = MakeTempDir("keel-it-");
+  } else {
+    root_ = options_.root;
+    own_root_ = false;
+    std::error_code ec;
+    std::filesystem::create_directories(root_, ec);
+  }
   members_.resize(options_.size);
   log_offset_at_spawn_.resize(options_.size, 0);
   for (int i = 0; i < options_.size; ++i) {
@@ -178,6 +188,7 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
 
 Cluster::~Cluster() {
   for (int i = 0; i < size(); ++i) Kill(i);
+  if (!own_root_) return;
   const char* keep = std::getenv("KEEL_IT_KEEP");
   if (keep != nullptr && *keep != '\0' && *keep != '0') {
     std::fprintf(stderr, "keeping %s\n", root_.c_str());
@@ -188,19 +199,25 @@ Cluster::~Cluster() {
 }
 
 void Cluster::AssignPorts() {
+  const bool own_hosts = !options_.member_hosts.empty();
   for (Member& m : members_) {
-    m.client_port = PickFreePort();
-    m.peer_port = PickFreePort();
+    m.client_port = own_hosts ? 2379 : PickFreePort();
+    m.peer_port = own_hosts ? 2380 : PickFreePort();
   }
   for (int i = 0; i < size(); ++i) BuildFlags(i);
 }
 
 std::string Cluster::initial_cluster() const {
   std::vector<std::string> parts;
-  for (const Member& m : members_) {
-    parts.push_back(absl::StrCat(m.name, "=http://127.0.0.1:", m.peer_port));
+  for (int i = 0; i < size(); ++i) {
+    parts.push_back(
+        absl::StrCat(members_[i].name, "=http://", host(i), ":", members_[i].peer_port));
   }
   return absl::StrJoin(parts, ",");
+}
+
+std::string Cluster::host(int i) const {
+  return options_.member_hosts.empty() ? "127.0.0.1" : options_.member_hosts[i];
 }
 
 void Cluster::BuildFlags(int i) {
@@ -210,9 +227,9 @@ void Cluster::BuildFlags(int i) {
              "--data-dir",
              m.data_dir,
              "--listen-client-urls",
-             absl::StrCat("http://127.0.0.1:", m.client_port),
+             absl::StrCat("http://", host(i), ":", m.client_port),
              "--listen-peer-urls",
-             absl::StrCat("http://127.0.0.1:", m.peer_port),
+             absl::StrCat("http://", host(i), ":", m.peer_port),
              "--initial-cluster",
              initial_cluster(),
              "--initial-cluster-token",
@@ -222,11 +239,14 @@ void Cluster::BuildFlags(int i) {
              "--election-timeout",
              absl::StrCat(options_.election_timeout_ms)};
   for (const auto& f : options_.extra_flags) m.flags.push_back(f);
+  if (options_.member_flags) {
+    for (const auto& f : options_.member_flags(i)) m.flags.push_back(f);
+  }
   ResetChannel(i);
 }
 
 std::string Cluster::client_address(int i) const {
-  return absl::StrCat("127.0.0.1:", members_[i].client_port);
+  return absl::StrCat(host(i), ":", members_[i].client_port);
 }
 
 void Cluster::ResetChannel(int i) {
@@ -256,7 +276,16 @@ absl::Status Cluster::Spawn(int i) {
       std::filesystem::exists(m.log_path, ec) ? std::filesystem::file_size(m.log_path, ec) : 0;
   std::vector<std::string> argv = {KeeldPath()};
   argv.insert(argv.end(), m.flags.begin(), m.flags.end());
-  m.pid = SpawnProcess(argv, {}, "", m.log_path, m.log_path);
+  int netns_fd = -1;
+  if (!options_.member_netns.empty()) {
+    netns_fd = open(options_.member_netns[i].c_str(), O_RDONLY | O_CLOEXEC);
+    if (netns_fd < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot open network namespace ", options_.member_netns[i]));
+    }
+  }
+  m.pid = SpawnProcess(argv, {}, "", m.log_path, m.log_path, netns_fd);
+  if (netns_fd >= 0) close(netns_fd);
   if (m.pid < 0) return absl::InternalError("fork failed");
   return absl::OkStatus();
 }

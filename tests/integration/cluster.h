@@ -64,6 +64,17 @@ struct ClusterOptions {
   std::string token = "keel-it";
   // Extra keeld flags for every member, e.g. {"--snapshot-count", "50"}.
   std::vector<std::string> extra_flags;
+  // Extra flags for member i alone (e.g. its own failpoints file); may be empty.
+  std::function<std::vector<std::string>(int)> member_flags;
+  // Member i's own address (e.g. 10.211.0.11, in its own network namespace); empty:
+  // every member on 127.0.0.1 with ephemeral ports. With own addresses the ports are
+  // fixed (clients 2379, peers 2380): nothing else listens there.
+  std::vector<std::string> member_hosts;
+  // Member i runs in this network namespace (a /var/run/netns/ path); empty: ours.
+  std::vector<std::string> member_netns;
+  // Directory for data dirs and logs, created if missing and kept afterwards; empty:
+  // a fresh temp dir that the destructor removes (unless KEEL_IT_KEEP=1).
+  std::string root;
 };
 
 class Cluster {
@@ -94,6 +105,7 @@ class Cluster {
   const std::string& root() const { return root_; }
   bool running(int i) const { return members_[i].pid > 0; }
   std::string client_address(int i) const;
+  std::string host(int i) const;
   // "n1=http://127.0.0.1:P1,..." as passed to every member.
   std::string initial_cluster() const;
 
@@ -156,6 +168,7 @@ class Cluster {
   std::string root_;
   std::vector<Member> members_;
   std::vector<size_t> log_offset_at_spawn_;
+  bool own_root_ = true;  // The root is a temp dir of ours, removed at the end.
 };
 
 // The deadline for a client context, `timeout` from now.

@@ -1,0 +1,348 @@
+// keel-chaos: runs a real keeld cluster under client load while injecting faults on a
+// seeded schedule (kill -9, SIGSTOP, network partitions in private network namespaces,
+// message and disk failpoints), then heals it, reads everything back, checks the
+// recorded history for linearizability (tools/lincheck) and that no acknowledged write
+// of the set workload was lost. Prints exactly one line on stdout:
+//   VALID ops=… ok=… fail=… unknown=… faults=… lost=0            (exit 0)
+//   INVALID ops=… … lost=N                                       (exit 1)
+// and on failure keeps the history, the fault log and every member's log in a directory
+// it names. Progress goes to stderr. Exit 2: the run could not be set up (e.g. no
+// network namespaces: needs root).
+//
+//   keel-chaos --time 600 --seed 42                  # the long run
+//   keel-chaos --time 20 --faults isolate-leader --bug stale-local-reads --expect-invalid
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "CLI/App.hpp"
+#include "CLI/Config.hpp"
+#include "CLI/Formatter.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "tests/chaos/faults.h"
+#include "tests/chaos/history.h"
+#include "tests/chaos/netns.h"
+#include "tests/chaos/workload.h"
+#include "tests/integration/cluster.h"
+#include "tools/lincheck/checker.h"
+
+namespace keel::chaos {
+namespace {
+
+#if defined(KEEL_CHAOS_FAILPOINTS) && KEEL_CHAOS_FAILPOINTS
+constexpr bool kFailpoints = true;
+#else
+constexpr bool kFailpoints = false;
+#endif
+
+std::atomic<bool> interrupted{false};
+
+void OnSignal(int) { interrupted = true; }
+
+struct Options {
+  int time_s = 60;
+  uint64_t seed = 0;  // 0: from the clock (printed).
+  int members = 3;
+  int workers = 4;
+  int set_workers = 1;
+  int keys = 8;
+  int op_timeout_ms = 1000;
+  int heartbeat_ms = 50;
+  int election_ms = 500;
+  std::string faults = "all";
+  std::string bug;
+  bool expect_invalid = false;
+  bool no_netns = false;
+  bool keep = false;
+  bool cleanup = false;
+  std::string dir;
+  int check_timeout_s = 120;
+};
+
+void Say(const std::string& line) {
+  std::fprintf(stderr, "keel-chaos: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+std::string MakeRunDir(const std::string& wanted) {
+  if (!wanted.empty()) {
+    std::filesystem::create_directories(wanted);
+    return wanted;
+  }
+  std::string pattern = (std::filesystem::temp_directory_path() / "keel-chaos-XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr) return "";
+  return pattern;
+}
+
+struct Verdict {
+  bool valid = false;
+  std::string word = "INVALID";  // VALID, INVALID, UNKNOWN (checker timed out).
+  std::vector<std::string> reasons;
+};
+
+// Runs the checker on the history file; explains an invalid key in `detail_path`.
+void CheckHistoryFile(const std::string& path, const std::string& detail_path,
+                      absl::Duration timeout, Verdict* verdict) {
+  auto history = lincheck::ReadHistoryFile(path);
+  if (!history.ok()) {
+    verdict->reasons.push_back(
+        absl::StrCat("the checker cannot read the history: ", history.status().message()));
+    return;
+  }
+  lincheck::CheckOptions options;
+  options.timeout_per_key = timeout;
+  const lincheck::CheckResult result = lincheck::CheckHistory(*history, options);
+  Say(absl::StrCat("checker: ", lincheck::VerdictName(result.verdict), " for ", result.ops,
+                   " operations on ", result.keys.size(), " keys in ",
+                   absl::FormatDuration(result.elapsed)));
+  if (result.verdict == lincheck::Verdict::kValid) return;
+  if (result.verdict == lincheck::Verdict::kUnknown) {
+    verdict->word = "UNKNOWN";
+    verdict->reasons.push_back("the checker timed out on a key");
+    return;
+  }
+  const lincheck::KeyResult* bad = result.FirstInvalid();
+  std::ofstream out(detail_path);
+  out << "key " << bad->key << " is not linearizable.\n";
+  if (bad->counterexample) {
+    const lincheck::Counterexample& c = *bad->counterexample;
+    out << "longest linearizable prefix: " << c.linearized_count
+        << " operations; register then: " << (c.state ? *c.state : "(absent)")
+        << "\n\nlast linearized operations:\n";
+    for (const auto& op : c.context) out << "  " << lincheck::OperationToJson(op) << "\n";
+    out << "\nnone of these can come next:\n";
+    for (const auto& op : c.stuck) out << "  " << lincheck::OperationToJson(op) << "\n";
+  }
+  verdict->reasons.push_back(
+      absl::StrCat("key ", bad->key, " is not linearizable (see ", detail_path, ")"));
+}
+
+int Run(const Options& o) {
+  if (o.cleanup) {
+    Say(absl::StrCat("removed ", NetworkLab::RemoveStale(), " stale network namespace(s)"));
+    return 0;
+  }
+  const uint64_t seed = o.seed != 0 ? o.seed : std::random_device{}() % 1'000'000 + 1;
+  auto faults = ParseFaults(o.faults, !o.no_netns, kFailpoints);
+  if (!faults.ok()) {
+    Say(std::string(faults.status().message()));
+    return 2;
+  }
+  if (!o.bug.empty() && !kFailpoints) {
+    Say("--bug needs a keeld built with -DKEEL_FAILPOINTS=ON");
+    return 2;
+  }
+  const std::string dir = MakeRunDir(o.dir);
+  if (dir.empty()) {
+    Say("cannot create the run directory");
+    return 2;
+  }
+  std::vector<std::string> fault_names;
+  for (Fault f : *faults) fault_names.push_back(FaultName(f));
+  Say(absl::StrCat("seed ", seed, ", ", o.time_s, " s, ", o.members, " members, faults ",
+                   absl::StrJoin(fault_names, ","), o.bug.empty() ? "" : ", UNSAFE bug ", o.bug,
+                   "; run dir ", dir));
+
+  // Network first, while this process has one thread: setns() moves only the calling
+  // thread, and every thread started afterwards (gRPC's too) inherits its namespace.
+  std::unique_ptr<NetworkLab> lab;
+  if (!o.no_netns) {
+    const int stale = NetworkLab::RemoveStale();
+    if (stale > 0) Say(absl::StrCat("removed ", stale, " stale network namespace(s)"));
+    auto created = NetworkLab::Create(o.members);
+    if (!created.ok()) {
+      Say(absl::StrCat("FAILED: ", created.status().message()));
+      return 2;
+    }
+    lab = std::move(*created);
+    absl::Status entered = lab->EnterBridgeNamespace();
+    if (!entered.ok()) {
+      Say(absl::StrCat("FAILED: ", entered.message()));
+      return 2;
+    }
+  }
+
+  std::vector<std::string> failpoint_files(o.members);
+  integration::ClusterOptions cluster_options;
+  cluster_options.size = o.members;
+  cluster_options.heartbeat_interval_ms = o.heartbeat_ms;
+  cluster_options.election_timeout_ms = o.election_ms;
+  cluster_options.token = absl::StrCat("keel-chaos-", seed);
+  cluster_options.root = dir + "/cluster";
+  if (!o.bug.empty()) cluster_options.extra_flags = {"--UNSAFE-bug", o.bug};
+  if (kFailpoints) {
+    for (int i = 0; i < o.members; ++i) {
+      failpoint_files[i] = absl::StrCat(cluster_options.root, "/n", i + 1, ".failpoints");
+    }
+    cluster_options.member_flags = [failpoint_files](int i) {
+      return std::vector<std::string>{"--failpoints-file", failpoint_files[i]};
+    };
+  }
+  if (lab) {
+    for (int i = 0; i < o.members; ++i) {
+      cluster_options.member_hosts.push_back(lab->member_address(i));
+      cluster_options.member_netns.push_back(lab->member_netns_path(i));
+    }
+  }
+
+  Verdict verdict;
+  WorkloadOptions workload_options;
+  workload_options.register_workers = o.workers;
+  workload_options.set_workers = o.set_workers;
+  workload_options.keys = o.keys;
+  workload_options.op_timeout = absl::Milliseconds(o.op_timeout_ms);
+  workload_options.seed = seed;
+  OpCounts counts;
+  int injected = 0;
+  uint64_t lost = 0;
+  {
+    integration::Cluster cluster(cluster_options);
+    absl::Status started = cluster.Start(absl::Seconds(60));
+    if (!started.ok()) {
+      Say(absl::StrCat("FAILED: the cluster did not start: ", started.message()));
+      return 2;
+    }
+    std::vector<std::string> addresses;
+    for (int i = 0; i < o.members; ++i) addresses.push_back(cluster.client_address(i));
+    Workload workload(workload_options, addresses);
+    workload.Start();
+
+    FaultScheduleOptions schedule_options;
+    schedule_options.seed = seed;
+    schedule_options.faults = *faults;
+    schedule_options.election_timeout_ms = o.election_ms;
+    std::ofstream fault_log(dir + "/faults.log");
+    FaultSchedule schedule(schedule_options, &cluster, lab.get(), failpoint_files,
+                           [&fault_log](const std::string& line) {
+                             fault_log << line << "\n" << std::flush;
+                             Say(line);
+                           });
+    absl::Status status =
+        schedule.RunUntil(absl::Now() + absl::Seconds(o.time_s), [] { return interrupted.load(); });
+    if (status.ok()) status = schedule.HealAll();
+    injected = schedule.injected();
+    if (!status.ok())
+      verdict.reasons.push_back(absl::StrCat("fault injection: ", status.message()));
+    for (const auto& crash : schedule.crashes()) verdict.reasons.push_back(crash);
+    if (interrupted) verdict.reasons.push_back("interrupted");
+
+    // Healed: the cluster must elect a leader and answer again.
+    auto leader = cluster.WaitForLeader(absl::Seconds(60));
+    if (!leader.ok()) {
+      verdict.reasons.push_back(
+          absl::StrCat("no leader after healing: ", leader.status().message()));
+    } else {
+      Say(absl::StrCat("healed; leader n", *leader + 1));
+    }
+    workload.Stop();
+    absl::Status read = workload.ReadEveryKey(absl::Seconds(60));
+    if (!read.ok()) verdict.reasons.push_back(std::string(read.message()));
+    auto set = workload.CheckSet(absl::Seconds(60));
+    if (!set.ok()) {
+      verdict.reasons.push_back(std::string(set.status().message()));
+    } else {
+      lost = set->lost.size();
+      Say(absl::StrCat("set: ", set->acknowledged, " acknowledged writes, ", lost, " lost, ",
+                       set->unknown_present, " unknown-outcome writes present"));
+      if (lost > 0) {
+        verdict.reasons.push_back(
+            absl::StrCat(lost, " acknowledged set writes lost, e.g. ", set->lost.front()));
+      }
+    }
+    counts = workload.Counts();
+    const std::string history_path = dir + "/history.jsonl";
+    absl::Status written = WriteHistory(workload.RegisterHistory(), history_path);
+    if (!written.ok()) {
+      verdict.reasons.push_back(std::string(written.message()));
+    } else {
+      CheckHistoryFile(history_path, dir + "/counterexample.txt", absl::Seconds(o.check_timeout_s),
+                       &verdict);
+    }
+  }             // The cluster stops here (its logs stay in the run dir).
+  lab.reset();  // Namespaces removed.
+
+  verdict.valid = verdict.reasons.empty();
+  if (verdict.valid) verdict.word = "VALID";
+  std::printf("%s ops=%lu ok=%lu fail=%lu unknown=%lu faults=%d lost=%lu\n", verdict.word.c_str(),
+              static_cast<unsigned long>(counts.ops), static_cast<unsigned long>(counts.ok),
+              static_cast<unsigned long>(counts.fail), static_cast<unsigned long>(counts.unknown),
+              injected, static_cast<unsigned long>(lost));
+  std::fflush(stdout);
+  for (const auto& reason : verdict.reasons) Say(reason);
+  const bool caught = !verdict.valid && verdict.word == "INVALID";
+  if (verdict.valid && !o.keep) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  } else {
+    Say(absl::StrCat("history, fault log and member logs kept in ", dir, " (seed ", seed, ")"));
+  }
+  if (o.expect_invalid) {
+    if (!caught) Say("expected INVALID: the broken build was not caught");
+    return caught ? 0 : 1;
+  }
+  return verdict.valid ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace keel::chaos
+
+int main(int argc, char** argv) {
+  keel::chaos::Options o;
+  CLI::App app{
+      "keel-chaos: fault injection against a real keeld cluster, checked for "
+      "linearizability and lost writes",
+      "keel-chaos"};
+  app.add_option("--time", o.time_s, "Seconds of faults")
+      ->check(CLI::Range(1, 86'400))
+      ->capture_default_str();
+  app.add_option("--seed", o.seed, "Seed of the fault schedule and the workload (0: random)");
+  app.add_option("--members", o.members, "Cluster size")
+      ->check(CLI::Range(3, 7))
+      ->capture_default_str();
+  app.add_option("--workers", o.workers, "Register workers")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--set-workers", o.set_workers, "Set-workload workers")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_option("--keys", o.keys, "Register keys")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--op-timeout-ms", o.op_timeout_ms, "Deadline of each client call")
+      ->check(CLI::Range(50, 60'000))
+      ->capture_default_str();
+  app.add_option("--heartbeat-ms", o.heartbeat_ms, "keeld --heartbeat-interval")
+      ->capture_default_str();
+  app.add_option("--election-ms", o.election_ms, "keeld --election-timeout")->capture_default_str();
+  app.add_option("--faults", o.faults,
+                 "Comma-separated: all, kill, pause, partition, net, disk, or single faults "
+                 "(kill-leader, isolate-leader, split, bridge, one-way, flap, ...)")
+      ->capture_default_str();
+  app.add_option("--bug", o.bug, "Start every member with --UNSAFE-bug NAME (test builds)");
+  app.add_flag("--expect-invalid", o.expect_invalid,
+               "Exit 0 only if the run is INVALID or loses writes (for --bug runs)");
+  app.add_flag("--no-netns", o.no_netns,
+               "Run on 127.0.0.1 without network namespaces (no partitions; no root needed)");
+  app.add_option("--dir", o.dir, "Run directory (default: a new temp dir)");
+  app.add_flag("--keep", o.keep, "Keep the run directory even if the run is VALID");
+  app.add_option("--check-timeout", o.check_timeout_s, "Checker time limit per key, seconds")
+      ->capture_default_str();
+  app.add_flag("--cleanup", o.cleanup,
+               "Only remove network namespaces left by crashed runs, then exit");
+  CLI11_PARSE(app, argc, argv);
+  // Ctrl-C / SIGTERM end the schedule early; the run still heals, checks and cleans up.
+  signal(SIGINT, keel::chaos::OnSignal);
+  signal(SIGTERM, keel::chaos::OnSignal);
+  return keel::chaos::Run(o);
+}
