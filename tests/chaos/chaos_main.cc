@@ -281,17 +281,19 @@ int Run(const Options& o) {
   std::fflush(stdout);
   for (const auto& reason : verdict.reasons) Say(reason);
   const bool caught = !verdict.valid && verdict.word == "INVALID";
-  if (verdict.valid && !o.keep) {
+  int exit_code = verdict.valid ? 0 : 1;
+  if (o.expect_invalid) {
+    if (!caught) Say("expected INVALID: the broken build was not caught");
+    exit_code = caught ? 0 : 1;
+  }
+  // Kept when the run failed (for the post-mortem) or when asked to.
+  if (exit_code == 0 && !o.keep) {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   } else {
     Say(absl::StrCat("history, fault log and member logs kept in ", dir, " (seed ", seed, ")"));
   }
-  if (o.expect_invalid) {
-    if (!caught) Say("expected INVALID: the broken build was not caught");
-    return caught ? 0 : 1;
-  }
-  return verdict.valid ? 0 : 1;
+  return exit_code;
 }
 
 }  // namespace
