@@ -28,7 +28,7 @@ using mvcc::FromRocks;
 namespace {
 
 constexpr char kCurrentFile[] = "CURRENT";
-constexpr const char* kCfNames[mvcc::kNumCfs] = {"default", "kv", "history", "lease"};
+constexpr const char* kCfNames[mvcc::kNumCfs] = {"default", "kv", "history", "lease", "events"};
 
 rocksdb::CompressionType Pick(rocksdb::CompressionType wanted) {
   for (auto t : rocksdb::GetSupportedCompressions()) {
@@ -45,7 +45,7 @@ rocksdb::ColumnFamilyOptions CfOptions(const KvStoreOptions& o,
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   table.format_version = 5;
-  if (cf != Cf::kHistory) {
+  if (cf != Cf::kHistory && cf != Cf::kEvents) {
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     table.whole_key_filtering = true;
   }
@@ -141,9 +141,19 @@ absl::Status KvStore::LoadState() {
   ASSIGN_OR_RETURN(int64_t compact, read(kv_internal::kMetaCompact, 0));
   ASSIGN_OR_RETURN(compact_done_, read(kv_internal::kMetaCompactDone, 0));
   ASSIGN_OR_RETURN(max_lease_id_, read(kv_internal::kMetaMaxLease, 0));
+  // A data dir written before the event log existed: its log starts now.
+  ASSIGN_OR_RETURN(int64_t events_from, read(kv_internal::kMetaEventsFrom, 0));
+  if (events_from == 0) {
+    events_from = revision == 1 ? 1 : revision + 1;
+    RETURN_IF_ERROR(
+        FromRocks(db_->Put(rocksdb::WriteOptions(), cfs_[0], kv_internal::kMetaEventsFrom,
+                           mvcc::BigEndian64(static_cast<uint64_t>(events_from))),
+                  "write meta"));
+  }
   applied_index_ = static_cast<uint64_t>(applied);
   revision_ = revision;
   compact_revision_ = compact;
+  events_from_ = events_from;
   return absl::OkStatus();
 }
 
@@ -158,6 +168,18 @@ absl::StatusOr<etcdserverpb::RangeResponse> KvStore::Range(
   kv_internal::ReadSnapshot snap(db_.get(), cfs_);
   ASSIGN_OR_RETURN(auto revs, snap.Revisions());
   return mvcc::ExecuteRange(snap.view(), r, revs.first, revs.second);
+}
+
+absl::StatusOr<mvcc::EventsChunk> KvStore::ReadEvents(const mvcc::KeyInterval& iv, int64_t from_rev,
+                                                      bool prev_kv,
+                                                      const mvcc::EventReadLimits& limits) const {
+  std::shared_lock<std::shared_mutex> lock(db_mu_);
+  kv_internal::ReadSnapshot snap(db_.get(), cfs_);
+  ASSIGN_OR_RETURN(auto revs, snap.Revisions());
+  // The floor as of the snapshot: physical compaction only deletes below a compaction
+  // point that is already recorded, so everything at or above it is still there.
+  if (from_rev < std::max(revs.second, events_from_.load())) return mvcc::ErrCompacted();
+  return mvcc::ReadEvents(snap.view(), iv, from_rev, revs.first, prev_kv, limits);
 }
 
 absl::StatusOr<etcdserverpb::LeaseTimeToLiveResponse> KvStore::LeaseTimeToLive(

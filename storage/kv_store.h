@@ -19,6 +19,13 @@
 //              of every key until compacted, newest first per key. Reads at an older
 //              revision seek per key to its newest version <= that revision.
 //   "lease":   'L' + BE64(id) -> StoredLease; 'K' + BE64(id) + key -> "" (attachments).
+//   "events":  BE64(revision) + BE32(position) -> 'P'/'D' + user key: the event log, in
+//              revision order, so a watcher can replay a whole interval from an old
+//              revision without scanning every key's history, in the order etcd sends
+//              events (mvcc_events.h). One small extra record per event; compaction
+//              drops the log below the compaction point with one range delete.
+//              "m/events_from" is the first revision the log covers (a data dir made
+//              before the log existed covers only what was written after).
 //
 // Apply: Apply() runs a batch of committed entries in ONE RocksDB WriteBatch together
 // with the applied index, so a crash leaves either all or none of the batch. Entries at
@@ -52,6 +59,7 @@
 // one consistent revision (a RocksDB snapshot) and never blocks writes.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -68,6 +76,8 @@
 #include "proto/raft.pb.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
+#include "storage/mvcc_events.h"
+#include "storage/mvcc_range.h"
 #include "storage/mvcc_view.h"
 
 namespace keel::storage {
@@ -125,6 +135,18 @@ class KvStore {
   // Every lease record (id order), for a new leader's lessor to resume from.
   [[nodiscard]] absl::StatusOr<std::vector<internalpb::StoredLease>> ListLeases() const;
 
+  // Past events of `iv` from `from_rev` up to the newest applied revision, in pieces
+  // bounded by `limits` (mvcc_events.h). ErrCompacted when from_rev is below
+  // OldestWatchableRevision().
+  [[nodiscard]] absl::StatusOr<mvcc::EventsChunk> ReadEvents(
+      const mvcc::KeyInterval& iv, int64_t from_rev, bool prev_kv,
+      const mvcc::EventReadLimits& limits) const;
+  // The oldest revision whose events can still be replayed: the compaction point, or
+  // the start of the event log if that is later.
+  [[nodiscard]] int64_t OldestWatchableRevision() const {
+    return std::max(compact_revision_.load(), events_from_.load());
+  }
+
   [[nodiscard]] uint64_t AppliedIndex() const { return applied_index_.load(); }
   [[nodiscard]] int64_t Revision() const { return revision_.load(); }
   [[nodiscard]] int64_t CompactRevision() const { return compact_revision_.load(); }
@@ -173,6 +195,7 @@ class KvStore {
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<int64_t> revision_{1};
   std::atomic<int64_t> compact_revision_{0};
+  std::atomic<int64_t> events_from_{1};
   int64_t compact_done_ = 0;  // Physical compaction done up to here (apply thread).
   int64_t max_lease_id_ = 0;  // Apply thread only.
 };

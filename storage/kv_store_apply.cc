@@ -275,9 +275,11 @@ absl::Status KvStore::CompactPhysical() {
 
 // Deletes every version a read at or above the compaction point can no longer see:
 // for each key, the versions older than its newest version <= target, and that
-// newest one too if it is a tombstone. Reads at or above the target see the same
-// answers before, during and after, so this need not be atomic with any apply; a
-// crash mid-way is resumed at Open (compact_done < compact).
+// newest one too if it is a tombstone below the target (a tombstone at the target is
+// the delete event of that revision, which a watch from the compaction point replays).
+// Reads at or above the target see the same answers before, during and after, so this
+// need not be atomic with any apply; a crash mid-way is resumed at Open
+// (compact_done < compact).
 absl::Status KvStore::CompactPhysicalLocked() {
   const int64_t target = compact_revision_.load();
   if (compact_done_ >= target) return absl::OkStatus();
@@ -299,7 +301,7 @@ absl::Status KvStore::CompactPhysicalLocked() {
       continue;
     }
     // The newest version of user_key at or below the target.
-    if (it->value().size() == 1 && it->value()[0] == mvcc::TombstoneRecord()[0]) {
+    if (rev < target && it->value().size() == 1 && it->value()[0] == mvcc::TombstoneRecord()[0]) {
       RETURN_IF_ERROR(FromRocks(wb.Delete(hist, it->key()), "compact"));
     }
     for (it->Next(); it->Valid(); it->Next()) {
@@ -312,6 +314,10 @@ absl::Status KvStore::CompactPhysicalLocked() {
     }
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "compact scan"));
+  // The event log below the compaction point: one range tombstone.
+  RETURN_IF_ERROR(FromRocks(wb.DeleteRange(cfs_[static_cast<int>(Cf::kEvents)],
+                                           mvcc::EventLogKey(0, 0), mvcc::EventLogKey(target, 0)),
+                            "compact event log"));
   RETURN_IF_ERROR(FromRocks(
       wb.Put(cfs_[0], kv_internal::kMetaCompactDone, mvcc::BigEndian64(target)), "compact"));
   RETURN_IF_ERROR(flush());

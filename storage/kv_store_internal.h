@@ -17,6 +17,7 @@ inline constexpr char kMetaRevision[] = "m/revision";
 inline constexpr char kMetaCompact[] = "m/compact";
 inline constexpr char kMetaCompactDone[] = "m/compact_done";
 inline constexpr char kMetaMaxLease[] = "m/max_lease";
+inline constexpr char kMetaEventsFrom[] = "m/events_from";
 inline constexpr char kSessionPrefix[] = "s/";
 inline constexpr char kExpiryPrefix[] = "e/";
 

@@ -133,4 +133,30 @@ absl::Status DecodeRecord(std::string_view record, mvccpb::KeyValue* kv, bool* l
   return absl::OkStatus();
 }
 
+std::string EventLogKey(int64_t revision, uint32_t position) {
+  std::string out;
+  out.reserve(12);
+  AppendBigEndian64(&out, static_cast<uint64_t>(revision));
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(position >> shift));
+  return out;
+}
+
+std::string EventLogRecord(mvccpb::Event::EventType type, std::string_view user_key) {
+  std::string out;
+  out.reserve(user_key.size() + 1);
+  out.push_back(type == mvccpb::Event::DELETE ? kTombstoneTag : kPutTag);
+  out.append(user_key);
+  return out;
+}
+
+absl::Status ParseEventLog(std::string_view key, std::string_view record, EventLogEntry* out) {
+  if (key.size() != 12 || record.empty() || (record[0] != kPutTag && record[0] != kTombstoneTag)) {
+    return absl::DataLossError("mvcc: malformed event log entry");
+  }
+  out->revision = static_cast<int64_t>(DecodeBigEndian64(key));
+  out->type = record[0] == kPutTag ? mvccpb::Event::PUT : mvccpb::Event::DELETE;
+  out->user_key = record.substr(1);
+  return absl::OkStatus();
+}
+
 }  // namespace keel::storage::mvcc

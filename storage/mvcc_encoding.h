@@ -12,6 +12,10 @@
 //       value-bytes...            (a live key-value; the user key is not repeated)
 //   'D'                           (history only: a tombstone, the key was deleted)
 //
+// Event log keys ("events" family): BigEndian64(revision) + BigEndian32(position of the
+// event within its revision) -> 'P' or 'D' + user key. All events in revision order,
+// and within a revision in the order the request made them (what watchers replay).
+//
 // Thread-safety: pure functions.
 #pragma once
 
@@ -46,5 +50,16 @@ void EncodePutRecord(const mvccpb::KeyValue& kv, std::string* out);
 [[nodiscard]] std::string TombstoneRecord();
 // Decodes a record. Returns false in *live for a tombstone. kv->key is left as is.
 [[nodiscard]] absl::Status DecodeRecord(std::string_view record, mvccpb::KeyValue* kv, bool* live);
+
+// The event log (see above).
+[[nodiscard]] std::string EventLogKey(int64_t revision, uint32_t position);
+[[nodiscard]] std::string EventLogRecord(mvccpb::Event::EventType type, std::string_view user_key);
+struct EventLogEntry {
+  int64_t revision = 0;
+  mvccpb::Event::EventType type = mvccpb::Event::PUT;
+  std::string_view user_key;  // Points into the parsed record.
+};
+[[nodiscard]] absl::Status ParseEventLog(std::string_view key, std::string_view record,
+                                         EventLogEntry* out);
 
 }  // namespace keel::storage::mvcc

@@ -43,6 +43,12 @@ absl::Status WriteTxn::BatchDelete(Cf cf, const std::string& key) {
   return FromRocks(view_->batch()->Delete(view_->handle(cf), key), "batch delete");
 }
 
+// Called before the event is added to events_, whose size is then its position.
+absl::Status WriteTxn::LogEvent(mvccpb::Event::EventType type, const std::string& key) {
+  return BatchPut(Cf::kEvents, EventLogKey(Rev(), static_cast<uint32_t>(events_.size())),
+                  EventLogRecord(type, key));
+}
+
 absl::StatusOr<bool> WriteTxn::LeaseExists(int64_t id) {
   std::string unused;
   return view_->Get(Cf::kLease, LeaseRecordKey(id), &unused);
@@ -63,6 +69,7 @@ absl::Status WriteTxn::WritePut(const std::string& key, const std::string& value
   EncodePutRecord(kv, &record);
   RETURN_IF_ERROR(BatchPut(Cf::kKv, key, record));
   RETURN_IF_ERROR(BatchPut(Cf::kHistory, HistoryKey(key, rev), record));
+  RETURN_IF_ERROR(LogEvent(mvccpb::Event::PUT, key));
   const int64_t prev_lease = prev != nullptr ? prev->lease() : 0;
   if (prev_lease != 0 && prev_lease != lease) {
     RETURN_IF_ERROR(BatchDelete(Cf::kLease, LeaseAttachPrefix(prev_lease) + key));
@@ -82,6 +89,7 @@ absl::Status WriteTxn::WriteDelete(const mvccpb::KeyValue& prev) {
   const int64_t rev = Rev();
   RETURN_IF_ERROR(BatchDelete(Cf::kKv, prev.key()));
   RETURN_IF_ERROR(BatchPut(Cf::kHistory, HistoryKey(prev.key(), rev), TombstoneRecord()));
+  RETURN_IF_ERROR(LogEvent(mvccpb::Event::DELETE, prev.key()));
   if (prev.lease() != 0) {
     RETURN_IF_ERROR(BatchDelete(Cf::kLease, LeaseAttachPrefix(prev.lease()) + prev.key()));
   }

@@ -20,8 +20,8 @@
 namespace keel::storage::mvcc {
 
 // Column families of the state machine (see kv_store.h for their contents).
-enum class Cf : int { kMeta = 0, kKv = 1, kHistory = 2, kLease = 3 };
-inline constexpr int kNumCfs = 4;
+enum class Cf : int { kMeta = 0, kKv = 1, kHistory = 2, kLease = 3, kEvents = 4 };
+inline constexpr int kNumCfs = 5;
 using CfHandles = std::array<rocksdb::ColumnFamilyHandle*, kNumCfs>;
 
 class MvccView {

@@ -1,0 +1,143 @@
+#include "storage/mvcc_events.h"
+
+#include <string>
+
+#include "common/status_macros.h"
+#include "storage/mvcc_encoding.h"
+
+namespace keel::storage::mvcc {
+namespace {
+
+std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+// Fills `ev` with the event of `key` at `rev` from the history family.
+absl::Status LoadEvent(rocksdb::Iterator* hist, std::string_view key, int64_t rev,
+                       mvccpb::Event::EventType type, bool prev_kv, mvccpb::Event* ev) {
+  ev->set_type(type);
+  mvccpb::KeyValue* kv = ev->mutable_kv();
+  hist->Seek(HistoryKey(key, rev));
+  std::string found_key;
+  int64_t found_rev = 0;
+  bool at_rev = false;
+  if (hist->Valid()) {
+    RETURN_IF_ERROR(ParseHistoryKey(View(hist->key()), &found_key, &found_rev));
+    at_rev = found_key == key && found_rev == rev;
+  }
+  if (type == mvccpb::Event::PUT) {
+    if (!at_rev) {
+      RETURN_IF_ERROR(FromRocks(hist->status(), "read history"));
+      return absl::DataLossError("mvcc: the event log names a version that history lacks");
+    }
+    bool live = false;
+    RETURN_IF_ERROR(DecodeRecord(View(hist->value()), kv, &live));
+    if (!live) return absl::DataLossError("mvcc: a put event whose history record is a tombstone");
+  } else {
+    kv->set_mod_revision(rev);  // etcd's delete event: the key and the revision only.
+  }
+  kv->set_key(key.data(), key.size());
+  if (!prev_kv) return FromRocks(hist->status(), "read history");
+  // A delete's tombstone at the compaction point itself is gone; then the seek already
+  // stands on what is older (or on another key).
+  if (at_rev) hist->Next();
+  if (hist->Valid()) {
+    RETURN_IF_ERROR(ParseHistoryKey(View(hist->key()), &found_key, &found_rev));
+    if (found_key == key && found_rev < rev) {
+      mvccpb::KeyValue prev;
+      bool live = false;
+      RETURN_IF_ERROR(DecodeRecord(View(hist->value()), &prev, &live));
+      if (live) {
+        prev.set_key(key.data(), key.size());
+        *ev->mutable_prev_kv() = std::move(prev);
+      }
+    }
+  }
+  return FromRocks(hist->status(), "read history");
+}
+
+// One key: its versions with from_rev <= revision <= to_rev, oldest first. Versions
+// sort newest first, so this walks backwards from the oldest one at or above from_rev.
+absl::Status ReadKeyEvents(MvccView& view, const std::string& key, int64_t from_rev, int64_t to_rev,
+                           bool prev_kv, const EventReadLimits& limits, EventsChunk* out) {
+  auto versions = view.NewIterator(Cf::kHistory, HistoryKeyAfterAllVersions(key));
+  auto hist = view.NewIterator(Cf::kHistory, "");
+  size_t bytes = 0;
+  std::string user_key;
+  int64_t rev = 0;
+  for (versions->SeekForPrev(HistoryKey(key, from_rev)); versions->Valid(); versions->Prev()) {
+    RETURN_IF_ERROR(ParseHistoryKey(View(versions->key()), &user_key, &rev));
+    if (user_key != key || rev > to_rev) break;
+    if (bytes >= limits.max_bytes) {
+      out->next_rev = rev;
+      return FromRocks(versions->status(), "scan history");
+    }
+    mvccpb::KeyValue unused;
+    bool live = false;
+    RETURN_IF_ERROR(DecodeRecord(View(versions->value()), &unused, &live));
+    mvccpb::Event& ev = out->events.emplace_back();
+    RETURN_IF_ERROR(LoadEvent(hist.get(), key, rev,
+                              live ? mvccpb::Event::PUT : mvccpb::Event::DELETE, prev_kv, &ev));
+    bytes += EventBytes(ev);
+  }
+  RETURN_IF_ERROR(FromRocks(versions->status(), "scan history"));
+  out->next_rev = to_rev + 1;
+  return absl::OkStatus();
+}
+
+// An interval: the event log in revision order, filtered by key.
+absl::Status ReadIntervalEvents(MvccView& view, const KeyInterval& iv, int64_t from_rev,
+                                int64_t to_rev, bool prev_kv, const EventReadLimits& limits,
+                                EventsChunk* out) {
+  auto log = view.NewIterator(Cf::kEvents, EventLogKey(to_rev + 1, 0));
+  auto hist = view.NewIterator(Cf::kHistory, "");
+  size_t bytes = 0, scanned = 0;
+  int64_t current_rev = 0;
+  std::string key;
+  for (log->Seek(EventLogKey(from_rev, 0)); log->Valid(); log->Next()) {
+    EventLogEntry entry;
+    RETURN_IF_ERROR(ParseEventLog(View(log->key()), View(log->value()), &entry));
+    if (entry.revision > to_rev) break;
+    if (entry.revision != current_rev) {
+      if (bytes >= limits.max_bytes || scanned >= limits.max_scanned) {
+        out->next_rev = entry.revision;
+        return FromRocks(log->status(), "scan event log");
+      }
+      current_rev = entry.revision;
+    }
+    ++scanned;
+    key.assign(entry.user_key);
+    if (!iv.Contains(key)) continue;
+    mvccpb::Event& ev = out->events.emplace_back();
+    RETURN_IF_ERROR(LoadEvent(hist.get(), key, entry.revision, entry.type, prev_kv, &ev));
+    bytes += EventBytes(ev);
+  }
+  RETURN_IF_ERROR(FromRocks(log->status(), "scan event log"));
+  out->next_rev = to_rev + 1;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+size_t EventBytes(const mvccpb::Event& event) {
+  return 32 + event.kv().key().size() + event.kv().value().size() +
+         (event.has_prev_kv() ? 24 + event.prev_kv().key().size() + event.prev_kv().value().size()
+                              : 0);
+}
+
+absl::StatusOr<EventsChunk> ReadEvents(MvccView& view, const KeyInterval& iv, int64_t from_rev,
+                                       int64_t to_rev, bool prev_kv,
+                                       const EventReadLimits& limits) {
+  EventsChunk out;
+  out.next_rev = from_rev;
+  if (from_rev > to_rev || iv.Empty()) {
+    out.next_rev = std::max(from_rev, to_rev + 1);
+    return out;
+  }
+  if (iv.single) {
+    RETURN_IF_ERROR(ReadKeyEvents(view, iv.begin, from_rev, to_rev, prev_kv, limits, &out));
+  } else {
+    RETURN_IF_ERROR(ReadIntervalEvents(view, iv, from_rev, to_rev, prev_kv, limits, &out));
+  }
+  return out;
+}
+
+}  // namespace keel::storage::mvcc
