@@ -161,8 +161,20 @@ absl::Status KeelServer::Open() {
                                 const std::vector<storage::ApplyResult>& results) {
     leases->OnApplied(entries, results);
   };
+  node_options.on_events = [this](std::vector<storage::ApplyResult>* results) {
+    watch_hub_->Publish(results);
+  };
   node_ = std::make_unique<RaftNode>(node_options, log_.get(), kv_.get());
   lease_manager_->Attach(node_.get());
+  // Before the node starts applying, so the hub sees every applied batch.
+  WatchHubOptions watch_options;
+  watch_options.cluster_id = c.cluster_id;
+  watch_options.member_id = c.member_id;
+  watch_options.raft_term = [node = node_.get()] { return node->term(); };
+  watch_options.has_leader = [node = node_.get()] { return node->leader_id() != 0; };
+  watch_options.leader_check_interval = absl::Milliseconds(c.election_timeout_ms);
+  watch_options.output.fragment_bytes = c.max_request_bytes;
+  watch_hub_ = std::make_unique<WatchHub>(watch_options, kv_.get());
 
   PeerTransportOptions transport_options;
   transport_options.cluster_id = c.cluster_id;
@@ -225,6 +237,7 @@ absl::Status KeelServer::Open() {
   lease_service_ = std::make_unique<LeaseService>(&service_context_);
   maintenance_service_ = std::make_unique<MaintenanceService>(&service_context_);
   cluster_service_ = std::make_unique<ClusterService>(&service_context_);
+  watch_service_ = std::make_unique<WatchService>(watch_hub_.get(), node_.get());
   {
     grpc::ServerBuilder builder;
     std::vector<int> ports(c.listen_client_urls.size(), 0);
@@ -238,6 +251,7 @@ absl::Status KeelServer::Open() {
     builder.RegisterService(lease_service_.get());
     builder.RegisterService(maintenance_service_.get());
     builder.RegisterService(cluster_service_.get());
+    builder.RegisterService(watch_service_.get());
     client_server_ = builder.BuildAndStart();
     for (size_t i = 0; i < ports.size(); ++i) {
       if (!client_server_ || ports[i] == 0) {
@@ -263,6 +277,9 @@ void KeelServer::Shutdown(absl::Duration grace) {
   if (node_ && grace > absl::ZeroDuration()) {
     node_->TransferLeadershipAway(absl::Milliseconds(2 * config_.election_timeout_ms));
   }
+  // Watch streams never end on their own: end them now ("server stopped"), so their
+  // clients move to another member and the server's Shutdown need not wait for them.
+  if (watch_hub_) watch_hub_->Stop();
   // Refuse new client calls; in-flight ones get `grace`, then the node fails the rest
   // (which lets the server's Shutdown return).
   std::thread client_stop;
@@ -289,10 +306,12 @@ void KeelServer::Shutdown(absl::Duration grace) {
   lease_forward_service_.reset();
   maintenance_service_.reset();
   cluster_service_.reset();
+  watch_service_.reset();
   read_executor_.reset();
   transport_.reset();
   node_.reset();
   lease_manager_.reset();
+  watch_hub_.reset();  // After the node: its apply thread publishes to the hub.
   kv_.reset();
   log_.reset();
   members_.reset();

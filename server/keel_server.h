@@ -21,6 +21,8 @@
 #include "server/peer_transport.h"
 #include "server/raft_node.h"
 #include "server/server_config.h"
+#include "server/watch_hub.h"
+#include "server/watch_service.h"
 #include "storage/kv_store.h"
 #include "storage/raft_log_store.h"
 
@@ -62,6 +64,8 @@ class KeelServer {
   std::unique_ptr<LeaseForwardService> lease_forward_service_;
   std::unique_ptr<MaintenanceService> maintenance_service_;
   std::unique_ptr<ClusterService> cluster_service_;
+  std::unique_ptr<WatchHub> watch_hub_;  // Fed by the node's apply thread.
+  std::unique_ptr<WatchService> watch_service_;
   std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Server> client_server_;
   bool shut_down_ = false;

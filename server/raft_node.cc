@@ -670,6 +670,7 @@ absl::Status RaftNode::ApplyEntries(ApplyTask& task) {
   // Before applied_index_ moves: a read barrier released by it (on the raft thread too)
   // must find the observer's view already updated.
   if (options_.on_applied) options_.on_applied(task.entries, results);
+  if (options_.on_events) options_.on_events(&results);
   applied_index_ = applied;
   for (auto& [cb, result] : calls) cb(std::move(*result));
   ReleaseReads(applied);

@@ -79,6 +79,10 @@ struct RaftNodeOptions {
   // and reads released. Must be quick; must not wait for the node.
   std::function<void(const std::vector<raftpb::Entry>&, const std::vector<storage::ApplyResult>&)>
       on_applied;
+  // Called right after on_applied (same thread, same order), and after a snapshot
+  // install with no results (the revision jumped): the watch hub's hook. It may take
+  // the results' events (nobody reads them afterwards); it must be quick, never block.
+  std::function<void(std::vector<storage::ApplyResult>*)> on_events;
 };
 
 struct NodeStatus {

@@ -77,6 +77,10 @@ absl::Status RaftNode::ReceiveSnapshot(const raftpb::Message& msg_snap,
     if (kv_->AppliedIndex() >= data_index) return absl::OkStatus();
     ASSIGN_OR_RETURN(internalpb::SnapshotManifest manifest, installer->Finish(*kv_));
     (void)manifest;
+    if (options_.on_events) {
+      std::vector<storage::ApplyResult> none;  // The revision jumped: watches replay it.
+      options_.on_events(&none);
+    }
     applied_index_ = std::max(applied_index_.load(), kv_->AppliedIndex());
     ReleaseReads(applied_index_.load());
     return absl::OkStatus();
