@@ -94,6 +94,7 @@ class WatchStream {
   absl::flat_hash_map<int64_t, std::shared_ptr<Watcher>> watches_;
   int64_t next_auto_id_ = 0;
   int unsynced_ = 0;
+  uint64_t dirty_stamp_ = 0;  // == WatchHub's dispatch stamp: already in dirty_.
   bool progress_pending_ = false;
   bool closed_ = false;
 };
@@ -137,7 +138,7 @@ class WatchHub {
 
   void DispatchLoop();
   void SyncLoop();
-  void Dispatch(InboxBatch batch);
+  void Dispatch(std::vector<InboxBatch> batches);
   // The rest run with mu_ held.
   void Create(WatchStream* stream, const etcdserverpb::WatchCreateRequest& req);
   void Cancel(WatchStream* stream, int64_t watch_id);
@@ -148,6 +149,9 @@ class WatchHub {
   std::shared_ptr<WatchOutput> CloseLocked(WatchStream* stream);
   void Gap(int64_t revision);
   void Deliver(const Revision& rev);
+  // Appends w's collected events (whole revisions) to its stream, or lets it fall behind.
+  void Emit(Watcher* w);
+  void EmitTouched();
   void FallBehind(Watcher* w, int64_t revision);
   void MarkSynced(Watcher* w);
   void MarkUnsynced(Watcher* w, int64_t next_rev);
@@ -193,7 +197,9 @@ class WatchHub {
   size_t window_bytes_ = 0;
   int64_t dispatched_rev_ = 0;  // Every revision up to here went to the synced watches.
   uint64_t deliver_stamp_ = 0;
+  uint64_t dispatch_stamp_ = 0;
   std::vector<Watcher*> touched_;
+  std::vector<WatchStream*> dirty_;  // Streams with held output, flushed after a dispatch.
   absl::Time next_progress_;
   absl::Time next_leader_check_;
   int leader_misses_ = 0;

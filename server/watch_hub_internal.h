@@ -29,10 +29,13 @@ struct WatchStream::Watcher {
   // (a watch that starts in the future, or caught up past the dispatcher).
   int64_t next_rev = 0;
   bool sent_since_progress = false;
-  // Scratch for collecting one revision's matching events (dispatcher / sync thread).
+  // Scratch for collecting matching events (the dispatcher: those of one dispatch, up
+  // to max_response_bytes; the sync thread: one revision), whole revisions only.
   uint64_t stamp = 0;
   std::string scratch;
   std::vector<uint32_t> scratch_ends;
+  int64_t scratch_first_rev = 0;  // 0: scratch empty.
+  int64_t scratch_last_rev = 0;
 };
 
 // One event, encoded once for every watch.

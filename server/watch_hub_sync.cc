@@ -34,21 +34,21 @@ size_t VarintSize(uint64_t n) {
 void WatchHub::DispatchLoop() {
   absl::Time next_tick = absl::Now() + kTickPeriod;
   for (;;) {
-    InboxBatch batch;
-    bool have = false;
+    std::vector<InboxBatch> batches;
     {
       std::unique_lock<std::mutex> lock(inbox_mu_);
       inbox_cv_.wait_until(lock, absl::ToChronoTime(next_tick),
                            [this] { return inbox_closed_ || !inbox_.empty(); });
       if (inbox_closed_) return;
-      if (!inbox_.empty()) {
-        batch = std::move(inbox_.front());
+      // Everything waiting (bounded by the inbox): one response per stream for all of
+      // it, instead of one per applied batch, when the dispatcher is behind.
+      while (!inbox_.empty()) {
+        inbox_bytes_ -= inbox_.front().bytes;
+        batches.push_back(std::move(inbox_.front()));
         inbox_.pop_front();
-        inbox_bytes_ -= batch.bytes;
-        have = true;
       }
     }
-    if (have) Dispatch(std::move(batch));
+    if (!batches.empty()) Dispatch(std::move(batches));
     const absl::Time now = absl::Now();
     if (now >= next_tick) {
       next_tick = now + kTickPeriod;
@@ -62,32 +62,37 @@ void WatchHub::DispatchLoop() {
   }
 }
 
-void WatchHub::Dispatch(InboxBatch batch) {
+void WatchHub::Dispatch(std::vector<InboxBatch> batches) {
   // Encode outside mu_: once per event, whatever the number of watches.
   std::vector<std::shared_ptr<const Revision>> revs;
-  revs.reserve(batch.revisions.size());
-  for (auto& [revision, events] : batch.revisions) {
-    auto rev = std::make_shared<Revision>();
-    rev->revision = revision;
-    rev->events.reserve(events.size());
-    for (const mvccpb::Event& ev : events) {
-      EncodedEvent& e = rev->events.emplace_back();
-      e.key = ev.kv().key();
-      e.is_put = ev.type() == mvccpb::Event::PUT;
-      ev.SerializeToString(&e.bytes);
-      e.no_prev_size = static_cast<uint32_t>(e.bytes.size());
-      if (ev.has_prev_kv()) {
-        // Fields serialize in number order, so prev_kv (3) is the suffix.
-        const size_t prev = ev.prev_kv().ByteSizeLong();
-        e.no_prev_size -= static_cast<uint32_t>(1 + VarintSize(prev) + prev);
-        KEEL_DCHECK(e.bytes[e.no_prev_size] == static_cast<char>((3 << 3) | 2));
+  int64_t store_revision = 0;
+  for (InboxBatch& batch : batches) {
+    store_revision = std::max(store_revision, batch.store_revision);
+    for (auto& [revision, events] : batch.revisions) {
+      auto rev = std::make_shared<Revision>();
+      rev->revision = revision;
+      rev->events.reserve(events.size());
+      for (const mvccpb::Event& ev : events) {
+        EncodedEvent& e = rev->events.emplace_back();
+        e.key = ev.kv().key();
+        e.is_put = ev.type() == mvccpb::Event::PUT;
+        ev.SerializeToString(&e.bytes);
+        e.no_prev_size = static_cast<uint32_t>(e.bytes.size());
+        if (ev.has_prev_kv()) {
+          // Fields serialize in number order, so prev_kv (3) is the suffix.
+          const size_t prev = ev.prev_kv().ByteSizeLong();
+          e.no_prev_size -= static_cast<uint32_t>(1 + VarintSize(prev) + prev);
+          KEEL_DCHECK(e.bytes[e.no_prev_size] == static_cast<char>((3 << 3) | 2));
+        }
+        rev->bytes += e.bytes.size() + e.key.size() + 64;
       }
-      rev->bytes += e.bytes.size() + e.key.size() + 64;
+      revs.push_back(std::move(rev));
     }
-    revs.push_back(std::move(rev));
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (stopped_) return;
+  ++dispatch_stamp_;
+  ++deliver_stamp_;
   for (auto& rev : revs) {
     if (rev->revision <= dispatched_rev_) continue;  // Already replayed from storage.
     if (rev->revision != dispatched_rev_ + 1) Gap(rev->revision - 1);
@@ -100,13 +105,17 @@ void WatchHub::Dispatch(InboxBatch batch) {
     Deliver(*rev);
     dispatched_rev_ = rev->revision;
   }
-  if (batch.store_revision > dispatched_rev_) Gap(batch.store_revision);
+  if (store_revision > dispatched_rev_) Gap(store_revision);
+  EmitTouched();
+  for (WatchStream* s : dirty_) s->output_->Flush();
+  dirty_.clear();
 }
 
 // Revisions up to `revision` will never come through the dispatcher (dropped from a
 // full inbox, published while nobody watched, or installed by a snapshot): every synced
 // watch replays them instead.
 void WatchHub::Gap(int64_t revision) {
+  EmitTouched();  // What was collected before the gap still goes out, in order.
   for (Watcher* w : watchers_) {
     if (!w->synced) continue;
     MarkUnsynced(w, std::max(w->next_rev, dispatched_rev_ + 1));
@@ -117,8 +126,11 @@ void WatchHub::Gap(int64_t revision) {
   dispatched_rev_ = revision;
 }
 
+// Collects each matching synced watch's events into its scratch; they go out in
+// Emit, once per watch per dispatch (or per max_response_bytes), not per revision:
+// with many watches that is what keeps the dispatcher cheap.
 void WatchHub::Deliver(const Revision& rev) {
-  ++deliver_stamp_;
+  const size_t max_bytes = options_.output.max_response_bytes;
   auto offer = [&](Watcher* w, const EncodedEvent& ev) {
     if (!w->synced || rev.revision < w->next_rev) return;
     if (ev.is_put ? w->no_put : w->no_delete) return;
@@ -126,8 +138,14 @@ void WatchHub::Deliver(const Revision& rev) {
       w->stamp = deliver_stamp_;
       w->scratch.clear();
       w->scratch_ends.clear();
+      w->scratch_first_rev = 0;
       touched_.push_back(w);
+    } else if (w->scratch_last_rev != rev.revision && w->scratch.size() >= max_bytes) {
+      Emit(w);  // At a revision boundary.
+      if (!w->synced) return;
     }
+    if (w->scratch_first_rev == 0) w->scratch_first_rev = rev.revision;
+    w->scratch_last_rev = rev.revision;
     AppendFramedEvent(&w->scratch, std::string_view(ev.bytes).substr(
                                        0, w->prev_kv ? ev.bytes.size() : ev.no_prev_size));
     w->scratch_ends.push_back(static_cast<uint32_t>(w->scratch.size()));
@@ -141,15 +159,32 @@ void WatchHub::Deliver(const Revision& rev) {
       if (w->iv.Contains(ev.key)) offer(w, ev);
     }
   }
-  for (Watcher* w : touched_) {
-    if (w->stream->output_->AppendEvents(w->id, rev.revision, w->fragment, w->scratch,
-                                         w->scratch_ends)) {
-      w->sent_since_progress = true;
-    } else {
-      FallBehind(w, rev.revision);
-    }
+}
+
+void WatchHub::Emit(Watcher* w) {
+  if (w->scratch_first_rev == 0) return;
+  const int64_t first = w->scratch_first_rev;
+  w->scratch_first_rev = 0;
+  if (!w->synced || w->canceled) return;
+  WatchStream* s = w->stream;
+  if (!s->output_->AppendEvents(w->id, w->scratch_last_rev, w->fragment, w->scratch,
+                                w->scratch_ends, /*hold=*/true)) {
+    FallBehind(w, first);  // Everything collected is read again from `first`.
+    return;
   }
+  w->sent_since_progress = true;
+  w->scratch.clear();
+  w->scratch_ends.clear();
+  if (s->dirty_stamp_ != dispatch_stamp_) {
+    s->dirty_stamp_ = dispatch_stamp_;
+    dirty_.push_back(s);
+  }
+}
+
+void WatchHub::EmitTouched() {
+  for (Watcher* w : touched_) Emit(w);
   touched_.clear();
+  ++deliver_stamp_;
 }
 
 // Its stream is full: it waits for room (WantRoom wakes the sync thread).

@@ -56,7 +56,8 @@ size_t WatchOutput::queued_bytes() const {
 }
 
 bool WatchOutput::AppendEvents(int64_t watch_id, int64_t revision, bool fragment,
-                               std::string_view framed, const std::vector<uint32_t>& event_ends) {
+                               std::string_view framed, const std::vector<uint32_t>& event_ends,
+                               bool hold) {
   Action action;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -77,10 +78,20 @@ bool WatchOutput::AppendEvents(int64_t watch_id, int64_t revision, bool fragment
     }
     p->revision = revision;
     Account(static_cast<ptrdiff_t>(framed.size()));
+    if (hold) return true;
     action = NextActionLocked();
   }
   Perform(std::move(action));
   return true;
+}
+
+void WatchOutput::Flush() {
+  Action action;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    action = NextActionLocked();
+  }
+  Perform(std::move(action));
 }
 
 void WatchOutput::AppendControl(etcdserverpb::WatchResponse response) {

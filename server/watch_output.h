@@ -71,8 +71,13 @@ class WatchOutput {
   // Appends the events of one revision of watch `watch_id`: `framed` holds them as
   // repeated field 11 of WatchResponse; `event_ends` the end offset of each event in
   // `framed` (used for fragmenting). False, with nothing appended, when full.
+  // With `hold`, no write starts until Flush(), so that what else arrives in the
+  // meantime (the rest of an applied batch) goes into the same response.
   [[nodiscard]] bool AppendEvents(int64_t watch_id, int64_t revision, bool fragment,
-                                  std::string_view framed, const std::vector<uint32_t>& event_ends);
+                                  std::string_view framed, const std::vector<uint32_t>& event_ends,
+                                  bool hold = false);
+  // Starts a write of what is queued, if none is outstanding.
+  void Flush();
   // Appends a complete response (its header filled here, revision kept as given).
   void AppendControl(etcdserverpb::WatchResponse response);
   // Asks for on_room once HasRoom() turns true again.

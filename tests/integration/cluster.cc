@@ -166,6 +166,36 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
   return result;
 }
 
+BackgroundCommand::BackgroundCommand(const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& env) {
+  dir_ = MakeTempDir("keel-bg-");
+  pid_ = SpawnProcess(argv, env, "", dir_ + "/stdout", dir_ + "/stderr");
+}
+
+BackgroundCommand::~BackgroundCommand() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+std::string BackgroundCommand::Out() const { return ReadFile(dir_ + "/stdout"); }
+std::string BackgroundCommand::Err() const { return ReadFile(dir_ + "/stderr"); }
+
+bool BackgroundCommand::WaitForOut(const std::function<bool(const std::string&)>& done,
+                                   absl::Duration timeout) {
+  return WaitFor([&] { return done(Out()); }, timeout);
+}
+
+std::optional<int> BackgroundCommand::WaitExited(absl::Duration timeout) {
+  if (pid_ <= 0) return std::nullopt;
+  std::optional<int> code = WaitExit(pid_, timeout);
+  if (code) pid_ = -1;
+  return code;
+}
+
 Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   if (options_.root.empty()) {
     root_ = MakeTempDir("keel-it-");

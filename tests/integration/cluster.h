@@ -50,6 +50,29 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input,
                          const std::vector<std::string>& env, absl::Duration timeout);
 
+// A child process left running (e.g. `etcdctl watch`, which never exits on its own):
+// its output so far can be read at any time; the destructor SIGKILLs it and removes
+// its files.
+class BackgroundCommand {
+ public:
+  BackgroundCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env);
+  ~BackgroundCommand();
+  BackgroundCommand(const BackgroundCommand&) = delete;
+  BackgroundCommand& operator=(const BackgroundCommand&) = delete;
+
+  bool started() const { return pid_ > 0; }
+  std::string Out() const;
+  std::string Err() const;
+  // Polls stdout until `done(stdout)` or `timeout`.
+  bool WaitForOut(const std::function<bool(const std::string&)>& done, absl::Duration timeout);
+  // Waits for the process to exit by itself; its exit code, or nullopt on timeout.
+  std::optional<int> WaitExited(absl::Duration timeout);
+
+ private:
+  pid_t pid_ = -1;
+  std::string dir_;
+};
+
 // Returns a TCP port on 127.0.0.1 that was free a moment ago (bound with port 0, then
 // released). Another process may take it before we do: callers retry on a port race.
 int PickFreePort();
