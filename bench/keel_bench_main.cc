@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   const std::string out = options->json ? keel::bench::FormatJson(*options, *result) + "\n"
                                         : keel::bench::FormatTable(*options, *result);
   std::fputs(out.c_str(), stdout);
-  // Exit 3 when some requests failed, so scripts notice.
-  return result->ok == result->requests ? 0 : 3;
+  // Exit 3 when some requests failed or a watcher missed or repeated events, so scripts
+  // notice.
+  const bool watch_ok = result->watch.wrong_count == 0 && result->watch.order_violations == 0;
+  return result->ok == result->requests && watch_ok ? 0 : 3;
 }

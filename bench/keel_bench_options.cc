@@ -59,6 +59,16 @@ absl::Status CheckConsistent(Options& o) {
     return Bad("--rate", absl::StrCat(o.rate, " req/s over ", o.clients,
                                       " clients is over 1M req/s per client"));
   }
+  if (o.workload == Workload::kWatch) {
+    if (o.val_size < kStampBytes) {
+      return Bad("--val-size", absl::StrCat("watch needs at least ", kStampBytes,
+                                            " bytes (the send time travels in the value)"));
+    }
+    if (o.watch_conns > o.watchers) {
+      return Bad("--watch-conns", absl::StrCat(o.watch_conns, " channels for ", o.watchers,
+                                               " watchers would leave channels idle"));
+    }
+  }
   if (o.warmup_s > 0 && o.duration_s > 0 && o.warmup_s >= o.duration_s) {
     return Bad("--warmup", "must be shorter than --duration");
   }
@@ -77,8 +87,30 @@ const char* WorkloadName(Workload workload) {
       return "txn";
     case Workload::kMixed:
       return "mixed";
+    case Workload::kWatch:
+      return "watch";
   }
   return "?";
+}
+
+void StampSendTime(std::string* value, std::chrono::steady_clock::time_point sent) {
+  KEEL_CHECK(value->size() >= static_cast<size_t>(kStampBytes));
+  auto ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(sent.time_since_epoch()).count());
+  for (int i = kStampBytes - 1; i >= 0; --i) {
+    (*value)[static_cast<size_t>(i)] = static_cast<char>('0' + ns % 10);
+    ns /= 10;
+  }
+}
+
+bool ReadSendTime(std::string_view value, std::chrono::steady_clock::time_point* sent) {
+  uint64_t ns = 0;
+  if (value.size() < static_cast<size_t>(kStampBytes) ||
+      !absl::SimpleAtoi(absl::string_view(value.data(), kStampBytes), &ns)) {
+    return false;
+  }
+  *sent = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+  return true;
 }
 
 std::string MakeKey(int64_t index, int key_size) {
@@ -94,7 +126,9 @@ std::string MakeKey(int64_t index, int key_size) {
 
 absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
   Options o;
-  if (args.size() < 2) return absl::InvalidArgumentError("missing workload (put|range|txn|mixed)");
+  if (args.size() < 2) {
+    return absl::InvalidArgumentError("missing workload (put|range|txn|mixed|watch)");
+  }
   const std::string& w = args[1];
   if (w == "put") {
     o.workload = Workload::kPut;
@@ -104,8 +138,10 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
     o.workload = Workload::kTxn;
   } else if (w == "mixed") {
     o.workload = Workload::kMixed;
+  } else if (w == "watch") {
+    o.workload = Workload::kWatch;
   } else {
-    return Bad("workload", absl::StrCat("unknown '", w, "' (put|range|txn|mixed)"));
+    return Bad("workload", absl::StrCat("unknown '", w, "' (put|range|txn|mixed|watch)"));
   }
 
   using Setter = std::function<absl::Status(const std::string& flag, const std::string& v)>;
@@ -140,6 +176,8 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
          return absl::OkStatus();
        }},
       {"--conns", [&](auto& f, auto& v) { return ParseInt(f, v, 1, 1024, &o.conns); }},
+      {"--watchers", [&](auto& f, auto& v) { return ParseInt(f, v, 1, 1000000, &o.watchers); }},
+      {"--watch-conns", [&](auto& f, auto& v) { return ParseInt(f, v, 1, 1024, &o.watch_conns); }},
       {"--clients", [&](auto& f, auto& v) { return ParseInt(f, v, 1, 100000, &o.clients); }},
       {"--total",
        [&](auto& f, auto& v) { return ParseInt<int64_t>(f, v, 1, INT64_MAX, &o.total); }},
@@ -211,7 +249,7 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
 }
 
 std::string Usage() {
-  return R"(usage: keel-bench put|range|txn|mixed [flags]
+  return R"(usage: keel-bench put|range|txn|mixed|watch [flags]
 Drives any etcd v3 gRPC server (keeld, etcd): closed loop (each client keeps one request in
 flight) or open loop (--rate); clients share --conns gRPC channels (separate TCP
 connections). Errors are counted by gRPC code; exit status 3 if any request failed.
@@ -241,6 +279,14 @@ connections). Errors are counted by gRPC code; exit status 3 if any request fail
   --no-progress           no progress line on stderr
 txn: compare the key's mod_revision with the last one this client saw (0 at first), put
 on success, read the key on failure (the read refreshes the expected revision).
+watch: puts as `put`, while --watchers Watch streams (one watch each: the key when
+--key-space is 1, else the whole key space) spread over --watch-conns channels (default
+10) to every endpoint in turn, created before the writers start. Reports the event
+delivery latency (put sent -> event received, puts sent after warmup) and whether every
+watcher got every acknowledged put once, in order (exit status 3 if not). The value's
+first 20 bytes carry the send time.
+  --watchers N            watch streams (default 100)
+  --watch-conns N         their channels (default 10, must be <= --watchers)
 )";
 }
 

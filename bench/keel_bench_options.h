@@ -2,15 +2,17 @@
 // rules are unit-tested; keel_bench_main.cc prints Usage() when ParseArgs fails.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 
 namespace keel::bench {
 
-enum class Workload { kPut, kRange, kTxn, kMixed };
+enum class Workload { kPut, kRange, kTxn, kMixed, kWatch };
 
 struct Options {
   Workload workload = Workload::kPut;
@@ -41,6 +43,11 @@ struct Options {
   bool preload = false;       // Put every key of the key space before measuring.
   double read_ratio = 0.5;    // mixed: share of ranges.
 
+  // watch: Watch streams (one watch each) on the written keys while the clients put,
+  // over watch_conns channels spread over every endpoint.
+  int watchers = 100;
+  int watch_conns = 10;
+
   // Servers whose CPU time (utime + stime from /proc/<pid>/stat) is reported per
   // counted request, from the end of warmup to the end of the run.
   std::vector<int> server_pids;
@@ -58,6 +65,14 @@ inline constexpr double kDefaultDurationS = 10;
 
 [[nodiscard]] std::string Usage();
 [[nodiscard]] const char* WorkloadName(Workload workload);
+
+// watch: the first kStampBytes of every put value carry its send time (steady clock
+// ns, zero-padded decimal), so each watcher can time the event's delivery.
+inline constexpr int kStampBytes = 20;
+void StampSendTime(std::string* value, std::chrono::steady_clock::time_point sent);
+// The send time stamped into `value`; false if there is none.
+[[nodiscard]] bool ReadSendTime(std::string_view value,
+                                std::chrono::steady_clock::time_point* sent);
 
 // The key with index `index`: zero-padded decimal, exactly key_size bytes. Requires
 // index < 10^key_size (ParseArgs checks key_space against key_size).

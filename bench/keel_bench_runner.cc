@@ -15,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bench/keel_bench_cpu.h"
+#include "bench/keel_bench_watch.h"
 #include "common/check.h"
+#include "common/status_macros.h"
 #include "proto/etcdserverpb/rpc.grpc.pb.h"
 
 namespace keel::bench {
@@ -35,6 +37,7 @@ struct Phase {
   std::atomic<int64_t> issued{0};
   std::atomic<int64_t> completed{0};
   std::atomic<int64_t> errors{0};
+  std::atomic<int64_t> ok_all{0};  // Warmup included (what every watcher must see).
 
   std::mutex mu;
   std::condition_variable done_cv;
@@ -126,6 +129,9 @@ class Requester {
         op = std::uniform_real_distribution<double>(0, 1)(rng_) < o.read_ratio ? Op::kRange
                                                                                : Op::kPut;
         break;
+      case Workload::kWatch:
+        op = Op::kPut;
+        break;
     }
     ctx_ = std::make_unique<grpc::ClientContext>();
     // gRPC deadlines take system_clock; latency uses steady_clock.
@@ -134,6 +140,7 @@ class Requester {
       case Op::kPut: {
         put_req_.set_key(MakeKey(PickKey(seq, 1), o.key_size));
         put_req_.set_value(phase_->value);
+        if (o.workload == Workload::kWatch) StampSendTime(put_req_.mutable_value(), Clock::now());
         stub_->async()->Put(ctx_.get(), &put_req_, &put_resp_,
                             [this](grpc::Status s) { Done(s, Op::kPut); });
         break;
@@ -172,6 +179,7 @@ class Requester {
     if (status.ok() && op == Op::kTxn) LearnRevision();
     phase_->completed.fetch_add(1, std::memory_order_relaxed);
     if (!status.ok()) phase_->errors.fetch_add(1, std::memory_order_relaxed);
+    if (status.ok()) phase_->ok_all.fetch_add(1, std::memory_order_relaxed);
     if (now >= phase_->count_from) {
       ++counted;
       last_done = now;
@@ -356,6 +364,7 @@ Result RunPhase(const Options& o, const std::vector<std::shared_ptr<grpc::Channe
     if (r->counted > 0 && r->last_done > last) last = r->last_done;
   }
   result.elapsed_s = std::chrono::duration<double>(last - phase.count_from).count();
+  result.ok_all = phase.ok_all.load();
   return result;
 }
 
@@ -392,8 +401,23 @@ absl::StatusOr<Result> Run(const Options& options) {
           absl::StrCat("--preload: ", loaded.ok, " of ", options.key_space, " puts succeeded"));
     }
   }
+  // watch: the watchers go to every endpoint (also with --target-leader, which only
+  // steers the writers), on their own channels.
+  std::unique_ptr<WatchFleet> fleet;
+  if (options.workload == Workload::kWatch) {
+    std::vector<std::shared_ptr<grpc::Channel>> watch_channels;
+    for (int i = 0; i < options.watch_conns; ++i) {
+      watch_channels.push_back(NewChannel(
+          options.endpoints[static_cast<size_t>(i) % options.endpoints.size()], 100000 + i));
+    }
+    fleet = std::make_unique<WatchFleet>(options, std::move(watch_channels));
+    RETURN_IF_ERROR(fleet->Start(std::chrono::seconds(60)));
+    fleet->CountFrom(Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(options.warmup_s)));
+  }
   Result result = RunPhase(options, channels, WorkloadName(options.workload));
   result.endpoints = endpoints;
+  if (fleet) fleet->Finish(result.ok_all, std::chrono::seconds(60), &result);
   return result;
 }
 

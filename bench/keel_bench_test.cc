@@ -162,6 +162,54 @@ TEST(ParseArgs, RejectsBadInput) {
   EXPECT_TRUE(Parse({"put", "--key-size", "3", "--key-space", "1000"}).ok());
 }
 
+TEST(ParseArgs, WatchWorkload) {
+  auto o = Parse({"watch", "--watchers", "1000", "--watch-conns", "20", "--key-space", "1"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->workload, Workload::kWatch);
+  EXPECT_EQ(o->watchers, 1000);
+  EXPECT_EQ(o->watch_conns, 20);
+  EXPECT_STREQ(WorkloadName(o->workload), "watch");
+  // The send time travels in the value; more channels than watchers would idle.
+  EXPECT_FALSE(Parse({"watch", "--val-size", "19"}).ok());
+  EXPECT_TRUE(Parse({"watch", "--val-size", "20"}).ok());
+  EXPECT_FALSE(Parse({"watch", "--watchers", "5", "--watch-conns", "6"}).ok());
+  EXPECT_TRUE(Parse({"put", "--val-size", "0"}).ok());  // Only watch needs the room.
+}
+
+TEST(SendTime, StampedIntoTheValueAndReadBack) {
+  std::string value(64, 'x');
+  const auto sent = std::chrono::steady_clock::now();
+  StampSendTime(&value, sent);
+  EXPECT_EQ(value.substr(kStampBytes), std::string(64 - kStampBytes, 'x'));
+  std::chrono::steady_clock::time_point back;
+  ASSERT_TRUE(ReadSendTime(value, &back));
+  EXPECT_EQ(back, sent);
+  EXPECT_FALSE(ReadSendTime("short", &back));
+  EXPECT_FALSE(ReadSendTime(std::string(kStampBytes, 'x'), &back));
+}
+
+TEST(Report, WatchSectionInTableAndJson) {
+  Options o;
+  o.workload = Workload::kWatch;
+  o.watchers = 3;
+  Result r;
+  r.watch.watchers = 3;
+  r.watch.expected_per_watcher = 10;
+  r.watch.delivered = 30;
+  r.watch.delivery.Record(2'000'000);
+  const std::string table = FormatTable(o, r);
+  EXPECT_NE(table.find("every watcher got every acknowledged put once, in order"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(FormatJson(o, r).find("\"watch\":{\"watchers\":3"), std::string::npos);
+  r.watch.wrong_count = 1;
+  r.watch.first_failure = "compacted at 7";
+  EXPECT_NE(FormatTable(o, r).find("FAILED: 1 watcher(s)"), std::string::npos);
+  o.workload = Workload::kPut;
+  r.watch = WatchResult();
+  EXPECT_EQ(FormatJson(o, r).find("\"watch\""), std::string::npos);
+}
+
 TEST(ProcStat, CpuTicksAreUtimePlusStime) {
   // A command name with a space and a ')' must not shift the fields.
   const std::string stat =

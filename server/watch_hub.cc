@@ -137,6 +137,7 @@ void WatchHub::CloseStream(WatchStream* stream, const absl::Status& status) {
 std::shared_ptr<WatchOutput> WatchHub::CloseLocked(WatchStream* stream) {
   if (stream->closed_) return stream->output_;
   stream->closed_ = true;
+  progress_waiting_.erase(stream);
   std::vector<Watcher*> all;
   for (auto& [id, w] : stream->watches_) all.push_back(w.get());
   for (Watcher* w : all) Remove(w);
@@ -236,13 +237,22 @@ void WatchHub::Remove(Watcher* w) {
 
 void WatchHub::RequestProgress(WatchStream* s) {
   s->progress_pending_ = true;
+  progress_waiting_.insert(s);
   SendProgressIfReady(s);
 }
 
+// A progress response at R says: every event up to R of every watch of the stream came
+// before it, and none after R did. With every watch synced the first holds for R =
+// dispatched_rev_; the second needs the dispatcher to have reached whatever a catch-up
+// from storage sent ahead of it. Until both hold the response waits (it is retried
+// after each dispatch).
 void WatchHub::SendProgressIfReady(WatchStream* s) {
-  if (!s->progress_pending_ || s->unsynced_ > 0 || s->closed_) return;
+  if (!s->progress_pending_ || s->closed_ || s->unsynced_ > 0) return;
+  for (const auto& [id, w] : s->watches_) {
+    if (w->last_sent_rev > dispatched_rev_) return;
+  }
   s->progress_pending_ = false;
-  // Every event up to dispatched_rev_ of every (synced) watch is queued before this.
+  progress_waiting_.erase(s);
   s->output_->AppendControl(Response(-1, dispatched_rev_));
 }
 
@@ -264,7 +274,8 @@ std::vector<std::shared_ptr<WatchOutput>> WatchHub::Tick(absl::Time now) {
       for (auto& [id, w] : s->watches_) {
         if (!w->progress_notify) continue;
         if (w->synced && !w->sent_since_progress) {
-          s->output_->AppendControl(Response(id, dispatched_rev_));
+          // Everything up to here reached this watch, and nothing later.
+          s->output_->AppendControl(Response(id, std::max(dispatched_rev_, w->last_sent_rev)));
         }
         w->sent_since_progress = false;
       }

@@ -200,6 +200,7 @@ class WatchHub {
   uint64_t dispatch_stamp_ = 0;
   std::vector<Watcher*> touched_;
   std::vector<WatchStream*> dirty_;  // Streams with held output, flushed after a dispatch.
+  absl::flat_hash_set<WatchStream*> progress_waiting_;  // Progress requested, not yet sent.
   absl::Time next_progress_;
   absl::Time next_leader_check_;
   int leader_misses_ = 0;

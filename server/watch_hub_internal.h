@@ -29,6 +29,7 @@ struct WatchStream::Watcher {
   // (a watch that starts in the future, or caught up past the dispatcher).
   int64_t next_rev = 0;
   bool sent_since_progress = false;
+  int64_t last_sent_rev = 0;  // Newest revision appended to the stream for it.
   // Scratch for collecting matching events (the dispatcher: those of one dispatch, up
   // to max_response_bytes; the sync thread: one revision), whole revisions only.
   uint64_t stamp = 0;

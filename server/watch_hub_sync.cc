@@ -107,6 +107,10 @@ void WatchHub::Dispatch(std::vector<InboxBatch> batches) {
   }
   if (store_revision > dispatched_rev_) Gap(store_revision);
   EmitTouched();
+  if (!progress_waiting_.empty()) {
+    std::vector<WatchStream*> waiting(progress_waiting_.begin(), progress_waiting_.end());
+    for (WatchStream* s : waiting) SendProgressIfReady(s);
+  }
   for (WatchStream* s : dirty_) s->output_->Flush();
   dirty_.clear();
 }
@@ -173,6 +177,7 @@ void WatchHub::Emit(Watcher* w) {
     return;
   }
   w->sent_since_progress = true;
+  w->last_sent_rev = w->scratch_last_rev;
   w->scratch.clear();
   w->scratch_ends.clear();
   if (s->dirty_stamp_ != dispatch_stamp_) {
@@ -329,6 +334,7 @@ void WatchHub::SyncStep(const std::shared_ptr<Watcher>& w, std::unique_lock<std:
       return;
     }
     w->sent_since_progress = true;
+    w->last_sent_rev = p.revision;
   }
   w->next_rev = chunk->next_rev;
   if (w->next_rev > dispatched_rev_) {
@@ -364,6 +370,7 @@ bool WatchHub::CatchUpFromWindow(Watcher* w) {
         return false;
       }
       w->sent_since_progress = true;
+      w->last_sent_rev = rev.revision;
     }
     looked_at += rev.events.size();
     if (looked_at >= kWindowEventsPerStep && i + 1 < window_.size()) {

@@ -11,8 +11,9 @@
 //
 // Bounds: AppendEvents refuses (returns false) once the stream holds stream_bytes of
 // unsent responses, or all streams together hold global_bytes; the hub then lets that
-// watch fall behind and catch up later. Control responses are always accepted (the
-// reactor stops reading requests while the output is full, which bounds them).
+// watch fall behind and catch up later. An append that is accepted may pass the bound
+// by its own size (at most max_response_bytes plus one revision). Control responses are always
+// accepted (the reactor stops reading requests while the output is full, which bounds them).
 //
 // Thread-safety: all methods are thread-safe. The sink's Send and End are called
 // with no lock held, one at a time (Send only when no write is outstanding; End once,

@@ -80,6 +80,17 @@ TEST_F(KeelBenchSmokeTest, EveryWorkloadRunsWithoutErrors) {
   out = Bench({"put", "--target-leader", "--rate", "200", "--clients", "4", "--duration", "2"});
   EXPECT_EQ(JsonInt(out, "requests"), 400) << out;
   EXPECT_EQ(JsonInt(out, "ok"), 400) << out;
+
+  // Watchers on every member, one key and a key space: each gets every put, in order.
+  for (const char* space : {"1", "50"}) {
+    out = Bench({"watch", "--target-leader", "--watchers", "30", "--watch-conns", "3", "--clients",
+                 "4", "--key-space", space, "--total", "200"});
+    EXPECT_EQ(JsonInt(out, "ok"), 200) << out;
+    EXPECT_EQ(JsonInt(out, "expected_per_watcher"), 200) << out;
+    EXPECT_EQ(JsonInt(out, "delivered"), 30 * 200) << out;
+    EXPECT_EQ(JsonInt(out, "wrong_count"), 0) << out;
+    EXPECT_EQ(JsonInt(out, "order_violations"), 0) << out;
+  }
 }
 
 TEST_F(KeelBenchSmokeTest, UnreachableEndpointIsAClearError) {
