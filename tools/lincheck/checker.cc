@@ -178,6 +178,18 @@ KeyResult CheckKey(const std::string& key, const std::vector<const Operation*>& 
     }
   }
 
+  // An unknown cas expecting a value no operation writes can never apply: drop it.
+  absl::flat_hash_set<int32_t> written;
+  for (const SearchOp& s : search_ops) {
+    if (s.step == Step::kWrite) written.insert(s.a);
+    if (s.step == Step::kCasOk || s.step == Step::kCasUnknown) written.insert(s.b);
+  }
+  search_ops.erase(std::remove_if(search_ops.begin(), search_ops.end(),
+                                  [&](const SearchOp& s) {
+                                    return s.step == Step::kCasUnknown && !written.contains(s.a);
+                                  }),
+                   search_ops.end());
+
   // A state nothing compares against (a value no read returned and no cas expected, or absence
   // when no read found the key absent) is treated alike by every op: reads and successful cas
   // reject it, failed cas accept it, unknown cas leave it. All such states become one junk
@@ -227,7 +239,7 @@ KeyResult CheckKey(const std::string& key, const std::vector<const Operation*>& 
   const absl::Time deadline = options.timeout_per_key == absl::InfiniteDuration()
                                   ? absl::InfiniteFuture()
                                   : started + options.timeout_per_key;
-  Search search(search_ops, std::move(pools), deadline, options.max_states_per_key);
+  Search search(search_ops, std::move(pools), deadline, options.max_memory_bytes_per_key);
   switch (search.Run()) {
     case Search::Result::kLinearizable:
       result.verdict = Verdict::kValid;
@@ -241,10 +253,10 @@ KeyResult CheckKey(const std::string& key, const std::vector<const Operation*>& 
       result.unknown_reason = absl::StrCat("the search timed out after ",
                                            absl::FormatDuration(options.timeout_per_key));
       break;
-    case Search::Result::kTooManyStates:
+    case Search::Result::kOutOfMemory:
       result.verdict = Verdict::kUnknown;
-      result.unknown_reason =
-          absl::StrCat("the search remembered more than ", options.max_states_per_key, " states");
+      result.unknown_reason = absl::StrCat("the search's memo outgrew ",
+                                           options.max_memory_bytes_per_key >> 20, " MiB");
       break;
   }
   result.states = search.states();

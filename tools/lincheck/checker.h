@@ -41,9 +41,9 @@ enum class Verdict { kValid, kInvalid, kUnknown };  // kUnknown: the per-key tim
 struct CheckOptions {
   // Per key; after it the key's verdict is kUnknown. Infinite by default.
   absl::Duration timeout_per_key = absl::InfiniteDuration();
-  // Per key: distinct (linearized set, state) pairs the search may remember before giving up
-  // with kUnknown; each costs ~100 bytes, so the default bounds memory to about 1 GB.
-  uint64_t max_states_per_key = 10'000'000;
+  // Per key: memory the search's memo of visited (linearized set, state) pairs may take before
+  // the search gives up with kUnknown.
+  uint64_t max_memory_bytes_per_key = uint64_t{1} << 30;
   // Run the fast check for impossible reads before the search (see Counterexample). Off only
   // to test the search alone: the verdict is the same either way, only time and the
   // counterexample differ.

@@ -24,13 +24,12 @@ constexpr int kExitUsage = 2;
 constexpr int kExitUnknown = 3;
 
 constexpr char kUsage[] = R"(usage:
-  keel-lincheck [--history FILE] [--timeout DURATION] [--max-states N] [-w text|json]
+  keel-lincheck [--history FILE] [--timeout DURATION] [--max-memory-mb N] [-w text|json]
                 [--timeline] [--width N]
       Checks the JSON-lines history in FILE (default: stdin). Prints VALID, INVALID key=<k>
       with the window of operations that cannot be linearized, or UNKNOWN key=<k> when a key's
-      search exceeded --timeout (per key, e.g. 30s; default: none) or remembered more than
-      --max-states states (per key; default 10000000, about 1 GB). --timeline draws the window
-      as a timeline. Exit: 0 valid, 1 invalid, 2 usage/input error, 3 unknown.
+      search exceeded --timeout (per key, e.g. 30s; default: none) or --max-memory-mb (per key,
+      default 1024). --timeline draws the window as a timeline. Exit: 0 valid, 1 invalid, 2 usage/input error, 3 unknown.
   keel-lincheck --generate OPS [--keys N] [--processes N] [--unknown FRACTION] [--seed N]
                 [--stale-read]
       Writes a random linearizable history of OPS operations to stdout (defaults: 10 keys,
@@ -40,7 +39,7 @@ constexpr char kUsage[] = R"(usage:
 struct Args {
   std::string history_path;  // Empty: stdin.
   absl::Duration timeout = absl::InfiniteDuration();
-  uint64_t max_states = CheckOptions().max_states_per_key;
+  uint64_t max_memory_mb = CheckOptions().max_memory_bytes_per_key >> 20;
   bool json = false;
   ReportOptions report;
   bool generate = false;
@@ -100,9 +99,11 @@ std::string ParseArgs(int argc, char** argv, Args* args) {
           args->timeout < absl::ZeroDuration()) {
         error = absl::StrCat("--timeout needs a duration such as 30s or 500ms, not '", text, "'");
       }
-    } else if (flag == "--max-states") {
-      error = number(&args->max_states);
-      if (error.empty() && args->max_states == 0) error = "--max-states must be at least 1";
+    } else if (flag == "--max-memory-mb") {
+      error = number(&args->max_memory_mb);
+      if (error.empty() && (args->max_memory_mb == 0 || args->max_memory_mb > (1 << 24))) {
+        error = "--max-memory-mb must be in [1, 16777216]";
+      }
     } else if (flag == "-w" || flag == "--write-out") {
       std::string text;
       if (!next(&text) || (text != "text" && text != "json")) {
@@ -174,7 +175,7 @@ int Check(const Args& args) {
   }
   CheckOptions options;
   options.timeout_per_key = args.timeout;
-  options.max_states_per_key = args.max_states;
+  options.max_memory_bytes_per_key = args.max_memory_mb << 20;
   const CheckResult result = CheckHistory(*history, options);
   const std::string report = args.json ? FormatJson(result) : FormatText(result, args.report);
   std::fwrite(report.data(), 1, report.size(), stdout);

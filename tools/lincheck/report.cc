@@ -229,7 +229,7 @@ std::string FormatText(const CheckResult& result, const ReportOptions& options) 
   } else if (unknown != nullptr) {
     absl::StrAppend(&out, "UNKNOWN key=", KeyForText(unknown->key), "\n  ", unknown->unknown_reason,
                     " (", unknown->states,
-                    " states): raise --timeout or --max-states, or check fewer operations per "
+                    " states): raise --timeout or --max-memory-mb, or check fewer operations per "
                     "key\n");
   } else {
     out.append("VALID\n");

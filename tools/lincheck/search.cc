@@ -8,6 +8,21 @@ namespace {
 
 constexpr int32_t kNil = -1;
 
+// The value `o` leads to if it changes the register (conditionally for a cas), else -1.
+int32_t Produces(const SearchOp& o) {
+  switch (o.step) {
+    case Step::kWrite:
+      return o.a;
+    case Step::kCasOk:
+    case Step::kCasUnknown:
+      return o.b;
+    case Step::kRead:
+    case Step::kCasFailed:
+      return -1;
+  }
+  return -1;
+}
+
 uint64_t Mix64(uint64_t x) {  // splitmix64's finalizer.
   x += 0x9E3779B97F4A7C15ULL;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -55,16 +70,25 @@ bool Memo::Visit(uint64_t hash, const std::vector<uint32_t>& key, uint32_t junk_
 }
 
 Search::Search(const std::vector<SearchOp>& ops, std::vector<Pool> pools, absl::Time deadline,
-               uint64_t max_states)
+               uint64_t max_memory_bytes)
     : ops_(ops),
       pools_(std::move(pools)),
       pool_used_(pools_.size(), 0),
       deadline_(deadline),
-      max_states_(max_states) {
+      max_memory_bytes_(max_memory_bytes) {
   BuildLists();
 }
 
 void Search::BuildLists() {
+  int32_t max_value = 0;
+  for (const SearchOp& o : ops_) max_value = std::max({max_value, o.a, o.b});
+  for (const Pool& pool : pools_) max_value = std::max(max_value, pool.state);
+  pending_producers_.assign(max_value + 1, 0);
+  for (const SearchOp& o : ops_) {
+    if (o.pool < 0 && Produces(o) >= 0) ++pending_producers_[Produces(o)];
+  }
+  for (const Pool& pool : pools_) pending_producers_[pool.state] += pool.ops.size();
+
   entry_of_.assign(ops_.size(), kNil);
   // (time, kind, op): at equal times calls sort before returns, so operations that merely touch
   // count as concurrent (the lenient reading of equal timestamps).
@@ -107,6 +131,8 @@ void Search::BuildLists() {
 
 void Search::Lift(const Candidate& c) {
   const int32_t e = entry_of_[c.op];
+  const int32_t produced = c.kind == Kind::kPool ? pools_[c.pool].state : Produces(ops_[c.op]);
+  if (produced >= 0) --pending_producers_[produced];
   switch (c.kind) {
     case Kind::kForced:
     case Kind::kKnown:
@@ -124,6 +150,8 @@ void Search::Lift(const Candidate& c) {
 
 void Search::Unlift(const Candidate& c) {
   const int32_t e = entry_of_[c.op];
+  const int32_t produced = c.kind == Kind::kPool ? pools_[c.pool].state : Produces(ops_[c.op]);
+  if (produced >= 0) ++pending_producers_[produced];
   switch (c.kind) {
     case Kind::kForced:
     case Kind::kKnown:
@@ -155,6 +183,7 @@ void Search::ListCandidates(int32_t state) {
   candidates_.clear();
   wanted_.clear();
   ranked_.clear();
+  const bool must_observe = AfterUnknown();
   int32_t e = known_[0].next;
   for (; e != kNil && known_[e].is_call; e = known_[e].next) {
     const SearchOp& o = ops_[known_[e].op];
@@ -190,15 +219,16 @@ void Search::ListCandidates(int32_t state) {
     const SearchOp& o = ops_[known_[e].op];
     const int32_t next_state = Apply(o, state);
     if (next_state == kImpossible || o.step == Step::kRead || o.step == Step::kCasFailed) continue;
+    if (must_observe && o.step == Step::kWrite) continue;
     rank(next_state, true, o.end, Candidate{known_[e].op, Kind::kKnown, 0});
   }
   for (e = unknown_[0].next; e != kNil && unknown_[e].time <= bound; e = unknown_[e].next) {
     const SearchOp& o = ops_[unknown_[e].op];
     const int32_t next_state = Apply(o, state);
-    if (next_state == state) continue;
+    if (next_state == state || (must_observe && o.step == Step::kWrite)) continue;
     rank(next_state, false, o.start, Candidate{unknown_[e].op, Kind::kUnknown, 0});
   }
-  for (size_t p = 1; p < pools_.size(); ++p) {
+  for (size_t p = 1; p < pools_.size() && !must_observe; ++p) {
     const Pool& pool = pools_[p];
     const uint32_t used = pool_used_[p];
     if (pool.state == state || used == pool.ops.size() || ops_[pool.ops[used]].start > bound) {
@@ -212,7 +242,7 @@ void Search::ListCandidates(int32_t state) {
   });
   for (const Ranked& r : ranked_) candidates_.push_back(r.candidate);
   const Pool& junk = pools_[0];
-  if (junk.state != state && pool_used_[0] < junk.ops.size() &&
+  if (!must_observe && junk.state != state && pool_used_[0] < junk.ops.size() &&
       ops_[junk.ops[pool_used_[0]]].start <= bound) {
     candidates_.push_back(Candidate{junk.ops[pool_used_[0]], Kind::kPool, 0});
   }
@@ -221,7 +251,7 @@ void Search::ListCandidates(int32_t state) {
 // key_ = [state, m, holes..., pool counts...]: the holes are the call entries still in the
 // lists with an index below m. Both lists are in call order, so each walk stops at the first
 // index >= m.
-void Search::MakeKey(int32_t state, uint32_t m) {
+void Search::MakeKey(int32_t state, uint32_t m, bool restricted) {
   key_.clear();
   key_.push_back(static_cast<uint32_t>(state));
   key_.push_back(m);
@@ -232,10 +262,13 @@ void Search::MakeKey(int32_t state, uint32_t m) {
   }
   for (int32_t e = unknown_[0].next; e != kNil; e = unknown_[e].next) {
     if (unknown_[e].op >= m) break;
-    key_.push_back(unknown_[e].op);
+    const SearchOp& o = ops_[unknown_[e].op];
+    const bool dead = o.step == Step::kCasUnknown && o.a != state && pending_producers_[o.a] == 0;
+    if (!dead) key_.push_back(unknown_[e].op);
   }
-  // A separator: hole lists of different lengths must not run into the counts.
-  key_.push_back(UINT32_MAX);
+  // A separator (hole lists of different lengths must not run into the counts), which also
+  // records whether the node is restricted to observers (it has fewer options).
+  key_.push_back(restricted ? UINT32_MAX : UINT32_MAX - 1);
   key_.insert(key_.end(), pool_used_.begin() + 1, pool_used_.end());
 }
 
@@ -268,7 +301,7 @@ Search::Result Search::Run() {
     if (known_[0].next == kNil) return Result::kLinearizable;  // Unknown ops go last.
     if ((++iterations & 1023) == 0) {
       if (absl::Now() > deadline_) return Result::kTimeout;
-      if (memo_.size() > max_states_) return Result::kTooManyStates;
+      if (memo_.memory_bytes() > max_memory_bytes_) return Result::kOutOfMemory;
     }
 
     if (index >= candidates_.size()) {  // Every candidate failed: backtrack.
@@ -294,8 +327,10 @@ Search::Result Search::Run() {
     const uint64_t next_hash = !pooled       ? hash + Mix64(c.op)
                                : c.pool == 0 ? hash
                                              : hash + Mix64(c.pool + (1ULL << 32));
-    MakeKey(next_state, next_m);
-    const uint64_t memo_hash = Mix64(next_hash ^ Mix64(static_cast<uint64_t>(next_state) << 40));
+    const bool restricted_child = c.kind == Kind::kUnknown || c.kind == Kind::kPool;
+    MakeKey(next_state, next_m, restricted_child);
+    const uint64_t memo_hash =
+        Mix64(next_hash ^ Mix64((static_cast<uint64_t>(next_state) << 40) | restricted_child));
     if (memo_.Visit(memo_hash, key_, pool_used_[0])) {
       stack_.push_back(Frame{c, static_cast<uint32_t>(index), state, m, hash});
       if (!ops_[c.op].unknown) ++known_depth_;

@@ -79,6 +79,10 @@ class Memo {
   // with more junk used (the record then keeps `junk_used`): the search should explore it.
   bool Visit(uint64_t hash, const std::vector<uint32_t>& key, uint32_t junk_used);
   size_t size() const { return set_.size(); }
+  // Bytes held (arena and hash table; the table keeps one control byte per slot).
+  size_t memory_bytes() const {
+    return arena_.capacity() * sizeof(uint32_t) + set_.capacity() * (sizeof(Slot) + 1);
+  }
 
  private:
   struct Slot {
@@ -104,11 +108,11 @@ class Memo {
 // Not thread-safe; one Run per object.
 class Search {
  public:
-  enum class Result { kLinearizable, kNotLinearizable, kTimeout, kTooManyStates };
+  enum class Result { kLinearizable, kNotLinearizable, kTimeout, kOutOfMemory };
 
   // `pools[0]` is the junk pool (its state is never read; it may be empty).
   Search(const std::vector<SearchOp>& ops, std::vector<Pool> pools, absl::Time deadline,
-         uint64_t max_states);
+         uint64_t max_memory_bytes);
 
   Result Run();
 
@@ -159,15 +163,27 @@ class Search {
   void Lift(const Candidate& c);
   void Unlift(const Candidate& c);
   void ListCandidates(int32_t state);
-  void MakeKey(int32_t state, uint32_t m);
+  void MakeKey(int32_t state, uint32_t m, bool restricted);
+  // Whether the last op linearized is unknown. Then the next one must observe the register (a
+  // read or a compare): had an unconditional write followed, the unknown op could as well have
+  // been left out (taken effect last, or never), which another branch tries. The restriction
+  // is part of the memo key: a restricted node has fewer options than an unrestricted one.
+  bool AfterUnknown() const {
+    return !stack_.empty() && (stack_.back().candidate.kind == Kind::kUnknown ||
+                               stack_.back().candidate.kind == Kind::kPool);
+  }
   void RecordLongest();
 
   const std::vector<SearchOp>& ops_;
   std::vector<Pool> pools_;
   std::vector<uint32_t> pool_used_;  // Per pool: its first pool_used_[p] ops are linearized.
   const absl::Time deadline_;
-  const uint64_t max_states_;
+  const uint64_t max_memory_bytes_;
 
+  // Per value: producers (ops that may lead to it) not linearized yet. An unknown cas whose
+  // expected value has none left and is not the state can never apply: it is as good as
+  // linearized last, so MakeKey leaves it out (else such ops would bloat every key).
+  std::vector<uint32_t> pending_producers_;
   std::vector<Entry> known_;       // [0] is the head.
   std::vector<Entry> unknown_;     // [0] is the head.
   std::vector<int32_t> entry_of_;  // op -> its call entry in known_ or unknown_.

@@ -351,10 +351,10 @@ TEST(CheckerTest, StateLimitGivesUnknown) {
   for (uint64_t i = 0; i < 10; ++i) b.Write("v" + std::to_string(i), 0, 1000);
   b.Read("v3", 2000, 2010).Read("v4", 2020, 2030);  // Impossible, but only the search knows.
   CheckOptions options;
-  options.max_states_per_key = 10;
+  options.max_memory_bytes_per_key = 1;
   const CheckResult r = CheckHistory(b.history(), options);
   EXPECT_EQ(r.verdict, Verdict::kUnknown);
-  EXPECT_THAT(r.keys[0].unknown_reason, ::testing::HasSubstr("more than 10 states"));
+  EXPECT_THAT(r.keys[0].unknown_reason, ::testing::HasSubstr("memo outgrew 0 MiB"));
   EXPECT_EQ(CheckHistory(b.history()).verdict, Verdict::kInvalid);
 }
 
