@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the layering rules of STYLE.md: raft/ does no I/O and takes no locks; storage/
-# never includes server/; server/ never includes client/; tools/lincheck/ includes no
-# layer. Exit 1 with the offending lines. Run by ctest (test `layer_boundaries`).
+# never includes server/; server/ never includes client/; client/ (the library, its
+# public headers and examples) uses proto/ only; tools/lincheck/ includes no layer.
+# Exit 1 with the offending lines. Run by ctest (test `layer_boundaries`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -21,5 +22,8 @@ check storage '#include *"server/' "storage/ never includes server/"
 check server '#include *"client/' "server/ never includes client/"
 check tools/lincheck '#include *"(server|storage|raft|client)/' \
   "tools/lincheck/ (the linearizability checker) depends on no keel layer, so anything may link it"
+for dir in client client/include/keel client/examples; do
+  check "$dir" '#include *"(raft|storage|server|common)/' "client/ includes proto/ only (not raft/, storage/, server/ or common/)"
+done
 [ $status -eq 0 ] && echo "layer boundaries OK"
 exit $status
