@@ -23,7 +23,12 @@ void PerturbPeerMessages(std::vector<raftpb::Message>* messages) {
       continue;
     }
     if (failpoint::Uniform() < settings.net_drop) continue;
-    if (failpoint::Uniform() < settings.net_duplicate) out.push_back(m);
+    // A forwarded proposal is a client's write, not a raft message: raft tolerates
+    // duplicated messages, but a duplicated proposal is a second write (TCP never
+    // duplicates, so this would test a fault that cannot happen).
+    if (m.type() != raftpb::MSG_PROP && failpoint::Uniform() < settings.net_duplicate) {
+      out.push_back(m);
+    }
     if (settings.net_delay_ms_max > 0 && failpoint::Uniform() < settings.net_delay) {
       const double ms = failpoint::Uniform() * settings.net_delay_ms_max;
       held->emplace(now + absl::Milliseconds(ms), std::move(m));

@@ -13,7 +13,9 @@ namespace keel::server {
 // only by that thread): drops, duplicates or holds back messages, and appends held-back
 // ones whose delay has passed (so they arrive after newer ones). Held-back messages wait
 // for the next call; the raft thread calls at least once per tick. MsgSnap passes
-// untouched: its data was installed before it got here.
+// untouched: its data was installed before it got here. MsgProp (a write forwarded by a
+// follower) may be dropped or delayed but is never duplicated: that would be a second
+// write, which no TCP stream produces.
 void PerturbPeerMessages(std::vector<raftpb::Message>* messages);
 
 }  // namespace keel::server

@@ -62,6 +62,7 @@ struct Options {
   int election_ms = 500;
   std::string faults = "all";
   std::string bug;
+  std::vector<std::string> keeld_flags;
   bool expect_invalid = false;
   bool no_netns = false;
   bool keep = false;
@@ -180,7 +181,11 @@ int Run(const Options& o) {
   cluster_options.election_timeout_ms = o.election_ms;
   cluster_options.token = absl::StrCat("keel-chaos-", seed);
   cluster_options.root = dir + "/cluster";
-  if (!o.bug.empty()) cluster_options.extra_flags = {"--UNSAFE-bug", o.bug};
+  cluster_options.extra_flags = o.keeld_flags;
+  if (!o.bug.empty()) {
+    cluster_options.extra_flags.push_back("--UNSAFE-bug");
+    cluster_options.extra_flags.push_back(o.bug);
+  }
   if (kFailpoints) {
     for (int i = 0; i < o.members; ++i) {
       failpoint_files[i] = absl::StrCat(cluster_options.root, "/n", i + 1, ".failpoints");
@@ -332,6 +337,9 @@ int main(int argc, char** argv) {
                  "(kill-leader, isolate-leader, split, bridge, one-way, flap, ...)")
       ->capture_default_str();
   app.add_option("--bug", o.bug, "Start every member with --UNSAFE-bug NAME (test builds)");
+  app.add_option("--keeld-flag", o.keeld_flags,
+                 "Extra keeld flag for every member, repeatable: --keeld-flag=--snapshot-count=100")
+      ->allow_extra_args(false);
   app.add_flag("--expect-invalid", o.expect_invalid,
                "Exit 0 only if the run is INVALID or loses writes (for --bug runs)");
   app.add_flag("--no-netns", o.no_netns,

@@ -3,6 +3,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,16 @@ void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
 
+// The member is down (killed): gRPC did not even connect.
+bool IsDown(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         absl::StrContains(status.error_message(), "failed to connect to all addresses");
+}
+
+// A client would not hammer a dead member in a tight loop (nor should our workers eat
+// the CPU the members need); the next call picks a member at random again.
+void BackOff() { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }
+
 }  // namespace
 
 Outcome ClassifyWrite(const grpc::Status& status) {
@@ -34,7 +45,7 @@ Outcome ClassifyWrite(const grpc::Status& status) {
         return Outcome::kFail;
       }
       // gRPC found no connection to send on: the call never left this process.
-      if (absl::StrContains(message, "failed to connect to all addresses")) return Outcome::kFail;
+      if (IsDown(status)) return Outcome::kFail;
       return Outcome::kUnknown;  // Timed out inside keel, stopped, or the connection broke.
     default:
       return Outcome::kUnknown;  // DEADLINE_EXCEEDED, CANCELLED, INTERNAL, ...
@@ -172,6 +183,7 @@ OpRecord Workload::Call(Worker* w, OpRecord op, int member) {
   Count(op.outcome);
   // The unknown operation may still take effect later: continue as a new process.
   if (op.outcome == Outcome::kUnknown) w->process = next_process_++;
+  if (IsDown(status)) BackOff();
   return op;
 }
 
@@ -220,8 +232,10 @@ void Workload::RunSetWorker(Worker* w) {
     request.set_key(key);
     request.set_value("1");
     etcdserverpb::PutResponse response;
-    const Outcome outcome = ClassifyWrite(w->stubs[member]->Put(&context, request, &response));
+    const grpc::Status status = w->stubs[member]->Put(&context, request, &response);
+    const Outcome outcome = ClassifyWrite(status);
     Count(outcome);
+    if (IsDown(status)) BackOff();
     if (outcome == Outcome::kOk) w->acknowledged.insert(key);
     if (outcome == Outcome::kUnknown) w->unknown.insert(key);
   }

@@ -94,11 +94,12 @@ TEST(FailpointMessagesTest, DropsDuplicatesAndDelaysAsTheWatchedFileSays) {
   EXPECT_EQ(batch[0].type(), raftpb::MSG_SNAP);
 
   SetSettings(path, "net_duplicate=1\n", [](const Settings& s) { return s.net_duplicate == 1; });
-  batch = {Msg(1)};
+  batch = {Msg(1), Msg(2, raftpb::MSG_PROP)};
   server::PerturbPeerMessages(&batch);
-  ASSERT_EQ(batch.size(), 2u);
+  ASSERT_EQ(batch.size(), 3u);  // A proposal is never duplicated: it is a client's write.
   EXPECT_EQ(batch[0].index(), 1u);
   EXPECT_EQ(batch[1].index(), 1u);
+  EXPECT_EQ(batch[2].type(), raftpb::MSG_PROP);
 
   // Every message held back for up to 30 ms: the first batch comes out empty, and the
   // held messages come out later, after the newer batch that releases them.
