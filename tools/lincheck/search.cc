@@ -79,6 +79,9 @@ Search::Search(const std::vector<SearchOp>& ops, std::vector<Pool> pools, absl::
   BuildLists();
 }
 
+// The value `o` compares the register against (reads, every cas), else -1.
+int32_t Observes(const SearchOp& o) { return o.step == Step::kWrite ? -1 : o.a; }
+
 void Search::BuildLists() {
   int32_t max_value = 0;
   for (const SearchOp& o : ops_) max_value = std::max({max_value, o.a, o.b});
@@ -88,6 +91,10 @@ void Search::BuildLists() {
     if (o.pool < 0 && Produces(o) >= 0) ++pending_producers_[Produces(o)];
   }
   for (const Pool& pool : pools_) pending_producers_[pool.state] += pool.ops.size();
+  pending_observers_.assign(max_value + 1, 0);
+  for (const SearchOp& o : ops_) {
+    if (Observes(o) >= 0) ++pending_observers_[Observes(o)];
+  }
 
   entry_of_.assign(ops_.size(), kNil);
   // (time, kind, op): at equal times calls sort before returns, so operations that merely touch
@@ -127,12 +134,20 @@ void Search::BuildLists() {
     entry_of_[i] = static_cast<int32_t>(unknown_.size());
     unknown_.push_back(e);
   }
+  unknown_linked_.assign(unknown_.size(), true);
+  unknown_cas_by_expect_.resize(max_value + 1);
+  for (size_t k = 1; k < unknown_.size(); ++k) {
+    const SearchOp& o = ops_[unknown_[k].op];
+    if (o.step == Step::kCasUnknown) unknown_cas_by_expect_[o.a].push_back(static_cast<int32_t>(k));
+  }
 }
 
 void Search::Lift(const Candidate& c) {
   const int32_t e = entry_of_[c.op];
   const int32_t produced = c.kind == Kind::kPool ? pools_[c.pool].state : Produces(ops_[c.op]);
   if (produced >= 0) --pending_producers_[produced];
+  if (c.kind != Kind::kPool && Observes(ops_[c.op]) >= 0)
+    --pending_observers_[Observes(ops_[c.op])];
   switch (c.kind) {
     case Kind::kForced:
     case Kind::kKnown:
@@ -141,6 +156,7 @@ void Search::Lift(const Candidate& c) {
       break;
     case Kind::kUnknown:
       Unlink(unknown_, e);
+      unknown_linked_[e] = false;
       break;
     case Kind::kPool:
       ++pool_used_[c.pool];
@@ -152,6 +168,8 @@ void Search::Unlift(const Candidate& c) {
   const int32_t e = entry_of_[c.op];
   const int32_t produced = c.kind == Kind::kPool ? pools_[c.pool].state : Produces(ops_[c.op]);
   if (produced >= 0) ++pending_producers_[produced];
+  if (c.kind != Kind::kPool && Observes(ops_[c.op]) >= 0)
+    ++pending_observers_[Observes(ops_[c.op])];
   switch (c.kind) {
     case Kind::kForced:
     case Kind::kKnown:
@@ -160,6 +178,7 @@ void Search::Unlift(const Candidate& c) {
       break;
     case Kind::kUnknown:
       Relink(unknown_, e);
+      unknown_linked_[e] = true;
       break;
     case Kind::kPool:
       --pool_used_[c.pool];
@@ -207,7 +226,7 @@ void Search::ListCandidates(int32_t state) {
   auto rank = [&](int32_t next_state, bool known, uint64_t time, Candidate c) {
     const uint64_t enabled_end = enables(next_state);
     int tier = known ? 3 : 4;
-    if (known && next_state == pools_[0].state) {
+    if (known && Canonical(next_state) == pools_[0].state) {
       tier = 0;
     } else if (enabled_end != kInfinity) {
       tier = known ? 1 : 2;
@@ -222,10 +241,19 @@ void Search::ListCandidates(int32_t state) {
     if (must_observe && o.step == Step::kWrite) continue;
     rank(next_state, true, o.end, Candidate{known_[e].op, Kind::kKnown, 0});
   }
+  bool junk_write_listed = false;
   for (e = unknown_[0].next; e != kNil && unknown_[e].time <= bound; e = unknown_[e].next) {
     const SearchOp& o = ops_[unknown_[e].op];
     const int32_t next_state = Apply(o, state);
-    if (next_state == state || (must_observe && o.step == Step::kWrite)) continue;
+    if (Canonical(next_state) == state || (must_observe && o.step == Step::kWrite)) continue;
+    if (o.step == Step::kWrite && Canonical(next_state) == pools_[0].state) {
+      // Unknown writes to states no pending op can tell apart are interchangeable (as in a
+      // pool): only the earliest-called one is worth trying.
+      if (junk_write_listed) continue;
+      junk_write_listed = true;
+      ranked_.push_back(Ranked{5, o.start, Candidate{unknown_[e].op, Kind::kUnknown, 0}});
+      continue;
+    }
     rank(next_state, false, o.start, Candidate{unknown_[e].op, Kind::kUnknown, 0});
   }
   for (size_t p = 1; p < pools_.size() && !must_observe; ++p) {
@@ -251,6 +279,16 @@ void Search::ListCandidates(int32_t state) {
 // key_ = [state, m, holes..., pool counts...]: the holes are the call entries still in the
 // lists with an index below m. Both lists are in call order, so each walk stops at the first
 // index >= m.
+void Search::RetireDeadCas(int32_t value, int32_t state) {
+  if (value < 0 || value == state || pending_producers_[value] != 0) return;
+  for (const int32_t e : unknown_cas_by_expect_[value]) {
+    if (!unknown_linked_[e]) continue;
+    Unlink(unknown_, e);
+    unknown_linked_[e] = false;
+    retired_.push_back(e);
+  }
+}
+
 void Search::MakeKey(int32_t state, uint32_t m, bool restricted) {
   key_.clear();
   key_.push_back(static_cast<uint32_t>(state));
@@ -288,7 +326,7 @@ void Search::RecordLongest() {
 }
 
 Search::Result Search::Run() {
-  int32_t state = kAbsent;
+  int32_t state = Canonical(kAbsent);
   uint32_t m = 0;
   // Hash of the linearized set: the sum of a random number per linearized non-pooled op and per
   // use of a pool (a sum, so that the order of linearization does not matter). Junk-pool uses
@@ -313,6 +351,11 @@ Search::Result Search::Run() {
       state = f.prev_state;
       m = f.prev_m;
       hash = f.prev_hash;
+      while (retired_.size() > f.retired_mark) {
+        Relink(unknown_, retired_.back());
+        unknown_linked_[retired_.back()] = true;
+        retired_.pop_back();
+      }
       Unlift(f.candidate);
       ListCandidates(state);  // The same list as before: the node is restored exactly.
       index = f.candidate.kind == Kind::kForced ? candidates_.size() : f.index + 1;
@@ -321,8 +364,9 @@ Search::Result Search::Run() {
 
     const Candidate c = candidates_[index];
     const bool pooled = c.kind == Kind::kPool;
-    const int32_t next_state = pooled ? pools_[c.pool].state : Apply(ops_[c.op], state);
+    const int32_t raw_state = pooled ? pools_[c.pool].state : Apply(ops_[c.op], state);
     Lift(c);
+    const int32_t next_state = Canonical(raw_state);
     const uint32_t next_m = pooled ? m : std::max(m, c.op + 1);
     const uint64_t next_hash = !pooled       ? hash + Mix64(c.op)
                                : c.pool == 0 ? hash
@@ -332,7 +376,12 @@ Search::Result Search::Run() {
     const uint64_t memo_hash =
         Mix64(next_hash ^ Mix64((static_cast<uint64_t>(next_state) << 40) | restricted_child));
     if (memo_.Visit(memo_hash, key_, pool_used_[0])) {
-      stack_.push_back(Frame{c, static_cast<uint32_t>(index), state, m, hash});
+      stack_.push_back(Frame{c, static_cast<uint32_t>(index), state, m, hash,
+                             static_cast<uint32_t>(retired_.size())});
+      // Cas expecting what this step produced (one producer fewer) or what the register held
+      // (it changed) may now be dead.
+      RetireDeadCas(pooled ? pools_[c.pool].state : Produces(ops_[c.op]), next_state);
+      RetireDeadCas(state, next_state);
       if (!ops_[c.op].unknown) ++known_depth_;
       RecordLongest();
       state = next_state;

@@ -150,6 +150,7 @@ class Search {
     int32_t prev_state;
     uint32_t prev_m;
     uint64_t prev_hash;
+    uint32_t retired_mark;  // retired_.size() before this step's retirements.
   };
 
   struct Ranked {
@@ -184,6 +185,22 @@ class Search {
   // expected value has none left and is not the state can never apply: it is as good as
   // linearized last, so MakeKey leaves it out (else such ops would bloat every key).
   std::vector<uint32_t> pending_producers_;
+  // Per value: observers (reads of it, cas comparing against it) not linearized yet. Once a
+  // value has none, no remaining op can tell it from the junk state, so the search records it
+  // as junk (Canonical): states that differ only there merge in the memo.
+  std::vector<uint32_t> pending_observers_;
+  // Unknown cas that can never apply any more on the current path (nothing left produces their
+  // expected value, and the register does not hold it) are unlinked from unknown_, so that the
+  // walks skip them; retired_ is the undo log, unwound on backtracking (before the step's own
+  // Unlift: stack order).
+  std::vector<std::vector<int32_t>> unknown_cas_by_expect_;  // value -> unknown_ entries.
+  std::vector<bool> unknown_linked_;                         // Per unknown_ entry.
+  std::vector<int32_t> retired_;
+  void RetireDeadCas(int32_t value, int32_t state);
+  int32_t Canonical(int32_t state) const {
+    const int32_t junk = pools_[0].state;
+    return state >= 0 && state != junk && pending_observers_[state] == 0 ? junk : state;
+  }
   std::vector<Entry> known_;       // [0] is the head.
   std::vector<Entry> unknown_;     // [0] is the head.
   std::vector<int32_t> entry_of_;  // op -> its call entry in known_ or unknown_.
