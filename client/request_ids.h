@@ -8,6 +8,10 @@
 // (all that write's attempts resend the same pair), and returned when the write is
 // over; its next write uses the next sequence. Sessions are created on demand, so
 // their number is the peak number of concurrent writes.
+// A write that gave up with an unknown outcome (deadline) returns its session too:
+// if its last attempt still reaches the state machine after the session's next write,
+// the server refuses it as an older sequence, so it applies before that write or
+// never — at most once either way.
 //
 // Thread-safety: all methods may be called concurrently (internal mutex).
 #pragma once

@@ -1,6 +1,7 @@
 // keel::Client under faults of real processes:
 //  - the leader SIGKILLed in the middle of 10,000 writes from 8 threads: every write
 //    is applied exactly once (the same request id is resent across the failover);
+//  - the leader SIGSTOPped: writes move to the new leader (attempt timeouts);
 //  - one member SIGSTOPped: calls keep succeeding through the others, the stopped
 //    member's circuit breaker opens and it receives only a bounded number of attempts.
 #include <atomic>
@@ -195,6 +196,42 @@ TEST_F(ClientFaultTest, StoppedMemberIsSkippedByItsBreakerAndNotHammered) {
         return false;
       },
       absl::Seconds(10)));
+}
+
+TEST_F(ClientFaultTest, StoppedLeaderIsLeftBehindAndWritesContinue) {
+  Cluster& c = StartCluster({});
+  absl::StatusOr<int> leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  ClientOptions options = ClientOptionsFor(c);
+  options.attempt_timeout = absl::Milliseconds(500);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Client::Connect(options);
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  Client& client = **connected;
+
+  // A paused leader keeps its connections open but answers nothing: only the attempt
+  // timeout notices it. The others elect a new leader and the client follows.
+  c.Signal(*leader, SIGSTOP);
+  absl::Cleanup resume = [&] { c.Signal(*leader, SIGCONT); };
+  constexpr int kThreads = 4, kWrites = 100;
+  std::vector<absl::Status> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kWrites && errors[t].ok(); ++i) {
+        errors[t] = client.Put(absl::StrCat("paused/", t), std::to_string(i)).status();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_TRUE(errors[t].ok()) << errors[t];
+  for (int t = 0; t < kThreads; ++t) {
+    absl::StatusOr<RangeResponse> got = client.Get(absl::StrCat("paused/", t));
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->kvs_size(), 1);
+    EXPECT_EQ(got->kvs(0).version(), kWrites) << "a write applied twice or lost";
+  }
+  EXPECT_FALSE(client.Leader().empty());
+  EXPECT_NE(client.Leader(), c.client_address(*leader));
 }
 
 }  // namespace
