@@ -169,11 +169,12 @@ cmd_up() {
     "$ROOT/tools/install-deps.sh" --check || "$ROOT/tools/install-deps.sh"
   fi
   if [ $DO_BUILD -eq 1 ]; then
-    echo "$ME: building keeld (first time: several minutes)"
+    echo "$ME: building keeld and keel (the first time takes several minutes)"
     if [ $BUILD_GIVEN -eq 1 ]; then
-      cmake --build "$BUILD" --target keeld
+      cmake --build "$BUILD" --target keeld keel
     else
-      (cd "$ROOT" && cmake --preset default >/dev/null && cmake --build --preset default --target keeld)
+      (cd "$ROOT" && cmake --preset default >/dev/null &&
+        cmake --build --preset default --target keeld keel)
     fi
   fi
   [ -x "$KEELD" ] || fail "no keeld at $KEELD (build it, or drop --no-build)"
@@ -215,14 +216,17 @@ EOF
     sleep 0.1
   done
 
+  # The keel binary as the user would type it from the repo root.
+  local keel="$KEEL"
+  case "$keel" in "$ROOT"/*) keel="${keel#"$ROOT"/}" ;; esac
   cat <<MSG
 keel: 3 members up on 127.0.0.1 (data and logs in $DIR)
   endpoints: $ENDPOINTS
 Try:
-  export ETCDCTL_API=3 ENDPOINTS=$ENDPOINTS
-  etcdctl --endpoints=\$ENDPOINTS put greeting hello
-  etcdctl --endpoints=\$ENDPOINTS get greeting
-  etcdctl --endpoints=\$ENDPOINTS endpoint status -w table
+  export KEEL_ENDPOINTS=$ENDPOINTS
+  $keel put greeting hello
+  $keel get greeting
+  $keel endpoint status -w table
 Status: tools/cluster.sh status    Stop: tools/cluster.sh down
 MSG
 }

@@ -94,36 +94,21 @@ TEST_F(ClusterScriptTest, UpPutGetStatusDown) {
   ASSERT_EQ(pids.size(), 3u);
   for (pid_t pid : pids) EXPECT_TRUE(Alive(pid)) << pid;
 
-  // The cluster answers on the endpoints it printed: a write through one member is read
-  // back (linearizably) through another.
-  auto channel = [](int port) {
-    return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                               grpc::InsecureChannelCredentials());
+  // The commands the script suggests, with the endpoints it printed: a write through
+  // one member is read back (linearizably) through another.
+  EXPECT_TRUE(absl::StrContains(up.out, "export KEEL_ENDPOINTS=" + endpoints)) << up.out;
+  EXPECT_TRUE(absl::StrContains(up.out, "keel put greeting hello")) << up.out;
+  auto keel = [](std::vector<std::string> args, int port) {
+    args.insert(args.begin(), KEEL_CLI_PATH);
+    return RunCommand(args, "", {absl::StrCat("KEEL_ENDPOINTS=127.0.0.1:", port)},
+                      absl::Seconds(20));
   };
-  {
-    grpc::Status put_status;
-    ASSERT_TRUE(WaitFor(
-        [&] {
-          grpc::ClientContext context;
-          SetDeadline(&context, absl::Seconds(2));
-          etcdserverpb::PutRequest put;
-          put.set_key("greeting");
-          put.set_value("hello");
-          etcdserverpb::PutResponse response;
-          put_status = etcdserverpb::KV::NewStub(channel(ports[0]))->Put(&context, put, &response);
-          return put_status.ok();
-        },
-        absl::Seconds(15)))
-        << put_status.error_message();
-    grpc::ClientContext context;
-    SetDeadline(&context, absl::Seconds(5));
-    etcdserverpb::RangeRequest get;
-    get.set_key("greeting");
-    etcdserverpb::RangeResponse got;
-    ASSERT_TRUE(etcdserverpb::KV::NewStub(channel(ports[2]))->Range(&context, get, &got).ok());
-    ASSERT_EQ(got.kvs_size(), 1);
-    EXPECT_EQ(got.kvs(0).value(), "hello");
-  }
+  CommandResult put = keel({"put", "greeting", "hello"}, ports[0]);
+  EXPECT_EQ(put.exit_code, 0) << put.err;
+  EXPECT_EQ(put.out, "OK\n");
+  CommandResult get = keel({"get", "greeting"}, ports[2]);
+  EXPECT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_EQ(get.out, "greeting\nhello\n");
 
   // A second `up` sees the running cluster and leaves it alone.
   CommandResult again = Script({"up", "--no-deps", "--no-build"});
@@ -135,6 +120,9 @@ TEST_F(ClusterScriptTest, UpPutGetStatusDown) {
   EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(absl::StrContains(status.out, absl::StrCat("n", i + 1, "  running (pid ", pids[i])))
+        << status.out;
+    // `keel endpoint status -w table`, one row per member.
+    EXPECT_TRUE(absl::StrContains(status.out, absl::StrCat("| 127.0.0.1:", ports[i], " |")))
         << status.out;
   }
 
