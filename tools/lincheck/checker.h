@@ -10,16 +10,19 @@
 // other unknown operations complete at +infinity, so they may take effect at any point after
 // their start, or never (linearized after everything else).
 //
-// Search: Wing & Gong's with Lowe's just-in-time linearization and memoisation of
-// (linearized set, register state), as in porcupine: call and return entries of the known
-// operations in one time-ordered doubly linked list, from which linearized operations are
-// lifted and restored on backtracking. Reductions that keep it exact (search.h, checker.cc):
-// a legal read is linearized without alternatives; states no operation can tell apart are one
-// state; unknown writes/deletes leading to the same state are interchangeable, so only their
-// number used matters; the set is stored as the few pending ops around the frontier. Candidates
-// are tried in a heuristic order that spares valid histories most backtracking. The search is
-// exponential in the worst case (many concurrent operations on one key); the per-key timeout
-// bounds it, and a key that hits it is reported UNKNOWN, never VALID.
+// First a fast, polynomial proof for the common anomalies (impossible_read.h: stale read, lost
+// write, a value never written). Then the search: Wing & Gong's with Lowe's just-in-time
+// linearization and memoisation of (linearized set, register state), as in porcupine: call
+// and return entries of the known operations in one time-ordered doubly linked list, from
+// which linearized operations are lifted and restored on backtracking. Reductions that keep it
+// exact (search.h; a brute-force reference test checks them): a legal read is linearized
+// without alternatives; states no pending operation can tell apart are one state; unknown
+// writes/deletes leading to the same state are interchangeable, so only their number used
+// matters; after an unknown operation only one that observes the register may follow; the set
+// is stored as the few pending ops around the frontier. Candidates are tried in a heuristic
+// order that spares valid histories most backtracking. The search is exponential in the worst
+// case (many operations in flight on one key at once); the per-key timeout and memory budget
+// bound it, and a key that hits either is reported UNKNOWN, never VALID.
 //
 // Thread-safety: the functions are pure; call them from any thread.
 #pragma once
@@ -34,7 +37,8 @@
 
 namespace keel::lincheck {
 
-enum class Verdict { kValid, kInvalid, kUnknown };  // kUnknown: the per-key timeout expired.
+// kUnknown: the per-key timeout or memory budget ran out before an answer.
+enum class Verdict { kValid, kInvalid, kUnknown };
 
 [[nodiscard]] const char* VerdictName(Verdict verdict);  // "VALID", "INVALID", "UNKNOWN"
 
