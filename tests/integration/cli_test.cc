@@ -380,7 +380,9 @@ TEST_F(CliTest, MembersDownGiveOneLineThatSaysWhatToDo) {
   c.Stop(0);
   CommandResult none = Keel({"get", "k"});
   EXPECT_EQ(none.exit_code, kUnavailable) << none.err;
-  EXPECT_TRUE(absl::StartsWith(none.err, "keel: cannot reach any member at " + c.client_address(0)))
+  EXPECT_EQ(none.err, "keel: cannot reach any member at " + c.client_address(0) +
+                          " within 3s (--dial-timeout); is the cluster up? Check --endpoints or "
+                          "KEEL_ENDPOINTS\n")
       << none.err;
   EXPECT_EQ(std::count(none.err.begin(), none.err.end(), '\n'), 1) << none.err;
 }

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 
 namespace keel::cli {
 namespace {
@@ -41,11 +42,14 @@ Failure ExplainUnreachable(const absl::Status& status, const GlobalFlags& flags,
                            const std::vector<Probe>& probes) {
   const std::string message = OneLine(status.message());
   if (probes.empty()) {
-    std::vector<std::string> given;
-    for (const auto& e : flags.endpoints) given.push_back(e);
+    // Connect() failed: no member answered within --dial-timeout. (The client's own
+    // message names its internal state, e.g. open circuit breakers; the user needs
+    // the endpoints and the deadline.)
     return {kExitUnavailable,
-            absl::StrCat("cannot reach any member at ", ShortList(given), " (", message,
-                         "); is the cluster up? Check --endpoints or KEEL_ENDPOINTS")};
+            absl::StrCat("cannot reach any member at ", ShortList(flags.endpoints), " within ",
+                         absl::FormatDuration(flags.dial_timeout),
+                         " (--dial-timeout); is the cluster up? Check --endpoints or "
+                         "KEEL_ENDPOINTS")};
   }
   std::vector<std::string> down;
   uint64_t leader_id = 0;
@@ -88,6 +92,8 @@ Failure ExplainUnreachable(const absl::Status& status, const GlobalFlags& flags,
 }  // namespace
 
 std::string OneLine(absl::string_view text) {
+  // keel::Client starts its own messages with "keel: "; the CLI adds its prefix once.
+  absl::ConsumePrefix(&text, "keel: ");
   std::string line = absl::StrReplaceAll(text, {{"\r\n", "; "}, {"\n", "; "}, {"\r", " "}});
   constexpr size_t kMax = 300;
   if (line.size() > kMax) line = line.substr(0, kMax) + "…";

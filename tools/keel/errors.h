@@ -28,7 +28,8 @@ struct Failure {
 // ExplainFailure after probing the members when the error is about reachability.
 [[nodiscard]] Failure Explain(const absl::Status& status, Context& context);
 
-// `text` on one line: newlines become "; ", at most ~300 characters.
+// `text` on one line: newlines become "; ", at most ~300 characters, without the
+// client library's own "keel: " prefix.
 [[nodiscard]] std::string OneLine(absl::string_view text);
 
 }  // namespace keel::cli

@@ -36,7 +36,7 @@ TEST(ExplainTest, NoMemberReachable) {
       ExplainFailure(absl::UnavailableError("no member answered:\nrefused"), Flags(), {});
   EXPECT_EQ(f.exit_code, kExitUnavailable);
   EXPECT_EQ(f.message,
-            "cannot reach any member at 127.0.0.1:2379 (no member answered:; refused); is the "
+            "cannot reach any member at 127.0.0.1:2379 within 2s (--dial-timeout); is the "
             "cluster up? Check --endpoints or KEEL_ENDPOINTS");
 }
 
@@ -68,6 +68,7 @@ TEST(ExplainTest, ServerErrorsGetAHintAndTheirExitCode) {
       ExplainFailure(absl::InvalidArgumentError("etcdserver: key is not provided"), Flags(), {});
   EXPECT_EQ(bad.exit_code, kExitUsage);
   EXPECT_EQ(OneLine(std::string(400, 'x')).size(), 300u + std::string("…").size());
+  EXPECT_EQ(OneLine("keel: a\nb"), "a; b");
 }
 
 }  // namespace
