@@ -20,6 +20,7 @@ Endpoint::Endpoint(std::string address_in, const CircuitBreakerOptions& breaker_
   kv = etcdserverpb::KV::NewStub(channel);
   maintenance = etcdserverpb::Maintenance::NewStub(channel);
   cluster = etcdserverpb::Cluster::NewStub(channel);
+  lease = etcdserverpb::Lease::NewStub(channel);
 }
 
 absl::StatusOr<std::string> NormalizeEndpoint(std::string_view url) {

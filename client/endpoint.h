@@ -27,6 +27,7 @@ struct Endpoint {
   std::unique_ptr<etcdserverpb::KV::Stub> kv;
   std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
   std::unique_ptr<etcdserverpb::Cluster::Stub> cluster;
+  std::unique_ptr<etcdserverpb::Lease::Stub> lease;
   CircuitBreaker breaker;
   std::atomic<uint64_t> member_id{0};  // 0: not known yet.
   std::atomic<uint64_t> attempts{0};

@@ -57,6 +57,7 @@
 #include "absl/status/statusor.h"
 #include "keel/client_options.h"
 #include "keel/kv.h"
+#include "keel/lease.h"
 #include "keel/stats.h"
 #include "keel/txn.h"
 
@@ -103,6 +104,37 @@ class Client {
   void TxnAsync(const keel::Txn& txn, const CallOptions& options, Callback<TxnResponse> done);
   void CompactAsync(int64_t revision, bool physical, const CallOptions& options,
                     Callback<CompactResponse> done);
+
+  // --- Lease (client/lease.cc; keel/lease.h) ---
+  // Grants a lease of `ttl_s` seconds (raised to the cluster's minimum, 1.5 election
+  // timeouts). Exactly-once like a Put: a retried grant cannot create two leases.
+  [[nodiscard]] absl::StatusOr<LeaseGrantResponse> LeaseGrant(
+      int64_t ttl_s, const LeaseGrantOptions& options = {});
+  // Revokes the lease and deletes its keys (one revision). kNotFound if it is gone.
+  [[nodiscard]] absl::StatusOr<LeaseRevokeResponse> LeaseRevoke(int64_t id,
+                                                                const CallOptions& options = {});
+  // One keep-alive: the answer's TTL is the granted TTL, or 0 if the lease is gone.
+  [[nodiscard]] absl::StatusOr<LeaseKeepAliveResponse> LeaseKeepAliveOnce(
+      int64_t id, const CallOptions& options = {});
+  // The leader's live remaining TTL (-1: gone), and the attached keys if `keys`.
+  [[nodiscard]] absl::StatusOr<LeaseTimeToLiveResponse> LeaseTimeToLive(
+      int64_t id, bool keys = false, const CallOptions& options = {});
+  [[nodiscard]] absl::StatusOr<LeaseLeasesResponse> LeaseLeases(const CallOptions& options = {});
+  // Keeps lease `id` alive in the background until the handle is destroyed or the
+  // lease is lost (keel/lease.h); `on_lost` (optional) is called once, on a client
+  // thread, with the reason. The first keep-alive is sent before this returns: an
+  // error (or kNotFound for a lease that is gone) means nothing is kept alive.
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<LeaseKeeper>> LeaseKeepAlive(
+      int64_t id, std::function<void(absl::Status)> on_lost = nullptr);
+
+  void LeaseGrantAsync(int64_t ttl_s, const LeaseGrantOptions& options,
+                       Callback<LeaseGrantResponse> done);
+  void LeaseRevokeAsync(int64_t id, const CallOptions& options, Callback<LeaseRevokeResponse> done);
+  void LeaseKeepAliveOnceAsync(int64_t id, const CallOptions& options,
+                               Callback<LeaseKeepAliveResponse> done);
+  void LeaseTimeToLiveAsync(int64_t id, bool keys, const CallOptions& options,
+                            Callback<LeaseTimeToLiveResponse> done);
+  void LeaseLeasesAsync(const CallOptions& options, Callback<LeaseLeasesResponse> done);
 
   // --- Cluster (client/cluster.cc) ---
   [[nodiscard]] absl::StatusOr<MemberListResponse> MemberList(const CallOptions& options = {});
