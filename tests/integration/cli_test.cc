@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/integration/cluster_test_base.h"
 
@@ -60,9 +61,10 @@ TEST(CliUsageTest, HelpIsCompleteAndBadUsageExitsTwo) {
   };
   CommandResult help = keel({"--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* text : {"put", "get", "del", "txn", "member", "endpoint", "compaction", "check",
-                           "--endpoints", "KEEL_ENDPOINTS", "--dial-timeout", "--command-timeout",
-                           "--write-out", "Exit codes:", "3  unavailable", "4  timed out"}) {
+  for (const char* text :
+       {"put", "get", "del", "txn", "lease", "member", "endpoint", "compaction", "check",
+        "--endpoints", "KEEL_ENDPOINTS", "--dial-timeout", "--command-timeout", "--write-out",
+        "Exit codes:", "3  unavailable", "4  timed out"}) {
     EXPECT_TRUE(absl::StrContains(help.out, text)) << text << "\n" << help.out;
   }
   for (std::vector<std::string> cmd : std::vector<std::vector<std::string>>{{"get"},
@@ -385,6 +387,75 @@ TEST_F(CliTest, MembersDownGiveOneLineThatSaysWhatToDo) {
                           "KEEL_ENDPOINTS\n")
       << none.err;
   EXPECT_EQ(std::count(none.err.begin(), none.err.end(), '\n'), 1) << none.err;
+}
+
+TEST_F(CliTest, LeaseCommandsAndPutWithLease) {
+  Cluster& c = StartCluster(ClusterOptions{});
+  ASSERT_FALSE(HasFailure());
+
+  // "lease 0000000000000001 granted with TTL(30s)"
+  const std::string granted = KeelOk({"lease", "grant", "30"});
+  std::vector<std::string> words = absl::StrSplit(absl::StripSuffix(granted, "\n"), ' ');
+  ASSERT_EQ(words.size(), 5u) << granted;
+  EXPECT_EQ(absl::StrCat(words[0], " ", words[2], " ", words[3], " ", words[4]),
+            "lease granted with TTL(30s)");
+  const std::string id = words[1];
+  ASSERT_EQ(id.size(), 16u);
+  EXPECT_EQ(KeelOk({"lease", "grant", "60", "--id=abc"}),
+            "lease 0000000000000abc granted with TTL(60s)\n");
+
+  EXPECT_EQ(KeelOk({"put", "--lease=" + id, "svc/a", "1"}), "OK\n");
+  EXPECT_EQ(KeelOk({"put", "--lease=abc", "svc/b", "2"}), "OK\n");
+  const std::string ttl = KeelOk({"lease", "timetolive", id, "--keys"});
+  EXPECT_TRUE(absl::StartsWith(ttl, "lease " + id + " granted with TTL(30s), remaining(")) << ttl;
+  EXPECT_TRUE(absl::EndsWith(ttl, "s), attached keys([svc/a])\n")) << ttl;
+  const std::string json = KeelOk({"lease", "timetolive", "abc", "--keys", "-w", "json"});
+  EXPECT_TRUE(absl::StrContains(json, "\"id\":2748,\"ttl\":")) << json;
+  EXPECT_TRUE(absl::StrContains(json, "\"granted-ttl\":60,\"keys\":[\"c3ZjL2I=\"]}")) << json;
+
+  std::vector<std::string> ids = {id, "0000000000000abc"};
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(KeelOk({"lease", "list"}),
+            absl::StrCat("found 2 leases\n", ids[0], "\n", ids[1], "\n"));
+  EXPECT_EQ(KeelOk({"lease", "keep-alive", "--once", id}),
+            "lease " + id + " keepalived with TTL(30)\n");
+
+  // Continuous keep-alive: a line per renewal (every TTL/3; a 3 s lease: every second).
+  EXPECT_EQ(KeelOk({"lease", "grant", "3", "--id=77"}),
+            "lease 0000000000000077 granted with TTL(3s)\n");
+  EXPECT_EQ(KeelOk({"put", "--lease=77", "svc/kept", "3"}), "OK\n");
+  {
+    BackgroundCommand keep(
+        {KEEL_CLI_PATH, "--endpoints=" + c.client_address(1), "lease", "keep-alive", "77"}, {});
+    ASSERT_TRUE(keep.WaitForOut(
+        [](const std::string& out) {
+          return std::count(out.begin(), out.end(), '\n') >= 6;  // ~5 s: past the TTL.
+        },
+        absl::Seconds(20)))
+        << keep.Out() << keep.Err();
+    EXPECT_TRUE(absl::StartsWith(keep.Out(), "lease 0000000000000077 keepalived with TTL(3)\n"));
+    EXPECT_EQ(KeelOk({"get", "svc/kept", "--print-value-only"}), "3\n");
+    // Revoked under it: it says so and exits 1.
+    EXPECT_EQ(KeelOk({"lease", "revoke", "77"}), "lease 0000000000000077 revoked\n");
+    std::optional<int> code = keep.WaitExited(absl::Seconds(10));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, kFailed);
+    EXPECT_EQ(keep.Err(), "keel: lease 0000000000000077 expired or revoked\n");
+  }
+
+  EXPECT_EQ(KeelOk({"lease", "revoke", id}), "lease " + id + " revoked\n");
+  EXPECT_EQ(KeelOk({"get", "svc/", "--prefix", "--keys-only"}), "svc/b\n\n");
+  EXPECT_EQ(KeelOk({"lease", "timetolive", id}), "lease " + id + " already expired\n");
+  CommandResult again = Keel({"lease", "revoke", id});
+  EXPECT_EQ(again.exit_code, kFailed);
+  EXPECT_EQ(again.err, "keel: etcdserver: requested lease not found\n");
+  CommandResult bad = Keel({"lease", "revoke", "not-hex"});
+  EXPECT_EQ(bad.exit_code, kUsage);
+  CommandResult zero = Keel({"lease", "grant", "0"});
+  EXPECT_EQ(zero.exit_code, kUsage) << zero.err;
+  CommandResult bad_put = Keel({"put", "--lease=999", "k", "v"});
+  EXPECT_EQ(bad_put.exit_code, kFailed);
+  EXPECT_TRUE(absl::StrContains(bad_put.err, "requested lease not found")) << bad_put.err;
 }
 
 }  // namespace

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
   keel::cli::AddKvCommands(app, ctx);
   keel::cli::AddTxnCommand(app, ctx);
   keel::cli::AddCompactionCommand(app, ctx);
+  keel::cli::AddLeaseCommands(app, ctx);
   keel::cli::AddMemberCommands(app, ctx);
   keel::cli::AddEndpointCommands(app, ctx);
   keel::cli::AddCheckCommands(app, ctx);
