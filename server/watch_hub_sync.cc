@@ -293,23 +293,22 @@ void WatchHub::SyncStep(const std::shared_ptr<Watcher>& w, std::unique_lock<std:
   const int64_t from = w->next_rev;
   w->syncing = true;
   lock.unlock();
-  auto chunk = kv_->ReadEvents(w->iv, from, w->prev_kv, options_.read_limits);
-  // Encode per revision outside the lock.
-  struct Piece {
-    int64_t revision;
-    std::string framed;
-    std::vector<uint32_t> ends;
-  };
-  std::vector<Piece> pieces;
+  // A piece the size of what the stream may hold: a bigger one would mostly be read
+  // again after the stream refused it.
+  storage::mvcc::EventReadLimits limits = options_.read_limits;
+  limits.max_bytes = std::min(limits.max_bytes, options_.output.stream_bytes);
+  auto chunk = kv_->ReadEvents(w->iv, from, w->prev_kv, limits);
+  // Encode outside the lock, as one response (whole revisions: the read returns them).
+  std::string framed, bytes;
+  std::vector<uint32_t> ends;
+  int64_t last_rev = 0;
   if (chunk.ok()) {
-    std::string bytes;
     for (const mvccpb::Event& ev : chunk->events) {
       if (ev.type() == mvccpb::Event::PUT ? w->no_put : w->no_delete) continue;
-      const int64_t rev = ev.kv().mod_revision();
-      if (pieces.empty() || pieces.back().revision != rev) pieces.push_back(Piece{rev, {}, {}});
       ev.SerializeToString(&bytes);
-      AppendFramedEvent(&pieces.back().framed, bytes);
-      pieces.back().ends.push_back(static_cast<uint32_t>(pieces.back().framed.size()));
+      AppendFramedEvent(&framed, bytes);
+      ends.push_back(static_cast<uint32_t>(framed.size()));
+      last_rev = ev.kv().mod_revision();
     }
   }
   lock.lock();
@@ -326,15 +325,13 @@ void WatchHub::SyncStep(const std::shared_ptr<Watcher>& w, std::unique_lock<std:
     s->output_->AppendControl(std::move(r));
     return;
   }
-  for (const Piece& p : pieces) {
-    if (!out.AppendEvents(w->id, p.revision, w->fragment, p.framed, p.ends)) {
-      // Full: the rest is read again later, from the first revision not appended.
-      w->next_rev = p.revision;
-      out.WantRoom();
+  if (!ends.empty()) {
+    if (!out.AppendEvents(w->id, last_rev, w->fragment, framed, ends)) {
+      out.WantRoom();  // Full meanwhile: read again from `from` once there is room.
       return;
     }
     w->sent_since_progress = true;
-    w->last_sent_rev = p.revision;
+    w->last_sent_rev = last_rev;
   }
   w->next_rev = chunk->next_rev;
   if (w->next_rev > dispatched_rev_) {
