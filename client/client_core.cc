@@ -46,11 +46,32 @@ void ClientCore::Shutdown() {
     absl::MutexLock lock(&ops_mu_);
     if (closing_.exchange(true)) return;
   }
-  // Cancels waiting retries and refreshes; attempts on the wire end by their deadline.
+  // Streams end (their closers cancel them); waiting retries and refreshes are
+  // cancelled; attempts on the wire end by their deadline.
+  std::map<uint64_t, std::function<void()>> closers;
+  {
+    absl::MutexLock lock(&closers_mu_);
+    closers_run_ = true;
+    closers.swap(closers_);
+  }
+  for (auto& [id, close] : closers) close();
   scheduler_.Shutdown();
   absl::MutexLock lock(&ops_mu_);
   ops_mu_.Await(absl::Condition(
       +[](int64_t* ops) { return *ops == 0; }, &ops_));
+}
+
+uint64_t ClientCore::AddCloser(std::function<void()> closer) {
+  absl::MutexLock lock(&closers_mu_);
+  if (closers_run_) return 0;
+  const uint64_t id = next_closer_++;
+  closers_[id] = std::move(closer);
+  return id;
+}
+
+void ClientCore::RemoveCloser(uint64_t id) {
+  absl::MutexLock lock(&closers_mu_);
+  closers_.erase(id);
 }
 
 void ClientCore::OnAttemptSent(Endpoint& endpoint) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 
@@ -49,6 +50,11 @@ class ClientCore {
   void EndOp();
   [[nodiscard]] bool closing() const { return closing_.load(); }
   void Shutdown();
+  // Long-lived streams (watches) hold an op for their whole life; Shutdown runs their
+  // closers (which must make them end soon) before it waits for the ops. AddCloser
+  // returns an id for RemoveCloser, or 0 (closer not kept) once shutting down.
+  [[nodiscard]] uint64_t AddCloser(std::function<void()> closer);
+  void RemoveCloser(uint64_t id);
 
   // Accounting of one attempt on `endpoint`: OnAttemptSent before sending;
   // OnAttemptDone with its result feeds the breaker, the counters and on_attempt.
@@ -87,6 +93,11 @@ class ClientCore {
 
   absl::Mutex random_mu_;
   std::mt19937_64 random_ ABSL_GUARDED_BY(random_mu_);
+
+  absl::Mutex closers_mu_;
+  std::map<uint64_t, std::function<void()>> closers_ ABSL_GUARDED_BY(closers_mu_);
+  uint64_t next_closer_ ABSL_GUARDED_BY(closers_mu_) = 1;
+  bool closers_run_ ABSL_GUARDED_BY(closers_mu_) = false;
 
   absl::Mutex ops_mu_;
   int64_t ops_ ABSL_GUARDED_BY(ops_mu_) = 0;

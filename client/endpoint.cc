@@ -21,6 +21,7 @@ Endpoint::Endpoint(std::string address_in, const CircuitBreakerOptions& breaker_
   maintenance = etcdserverpb::Maintenance::NewStub(channel);
   cluster = etcdserverpb::Cluster::NewStub(channel);
   lease = etcdserverpb::Lease::NewStub(channel);
+  watch = etcdserverpb::Watch::NewStub(channel);
 }
 
 absl::StatusOr<std::string> NormalizeEndpoint(std::string_view url) {

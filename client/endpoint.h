@@ -28,6 +28,7 @@ struct Endpoint {
   std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
   std::unique_ptr<etcdserverpb::Cluster::Stub> cluster;
   std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+  std::unique_ptr<etcdserverpb::Watch::Stub> watch;
   CircuitBreaker breaker;
   std::atomic<uint64_t> member_id{0};  // 0: not known yet.
   std::atomic<uint64_t> attempts{0};

@@ -60,6 +60,7 @@
 #include "keel/lease.h"
 #include "keel/stats.h"
 #include "keel/txn.h"
+#include "keel/watch.h"
 
 namespace keel {
 namespace client {
@@ -135,6 +136,16 @@ class Client {
   void LeaseTimeToLiveAsync(int64_t id, bool keys, const CallOptions& options,
                             Callback<LeaseTimeToLiveResponse> done);
   void LeaseLeasesAsync(const CallOptions& options, Callback<LeaseLeasesResponse> done);
+
+  // --- Watch (client/watch.cc; keel/watch.h) ---
+  // Watches `key` (or the range `options` selects): `callback` gets every batch of
+  // events in order, exactly once, across failovers, and finally the error that ended
+  // the watch. The second form is pulled with Watcher::Next. Bad options end the watch
+  // at once (the callback is called inline with INVALID_ARGUMENT).
+  [[nodiscard]] std::unique_ptr<Watcher> Watch(std::string_view key, const WatchOptions& options,
+                                               WatchCallback callback);
+  [[nodiscard]] std::unique_ptr<Watcher> Watch(std::string_view key,
+                                               const WatchOptions& options = {});
 
   // --- Cluster (client/cluster.cc) ---
   [[nodiscard]] absl::StatusOr<MemberListResponse> MemberList(const CallOptions& options = {});
