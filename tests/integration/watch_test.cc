@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -423,6 +424,43 @@ TEST_F(WatchEtcdctlTest, RevPrefixPrevKvLiveAndCompacted) {
   EXPECT_TRUE(
       absl::StrContains(compacted.Err(), "etcdserver: mvcc: required revision has been compacted"))
       << compacted.Err();
+}
+
+// The keel CLI's watch prints what etcdctl prints, and exits after --max-events.
+TEST_F(WatchTest, KeelCliWatchPrintsLikeEtcdctl) {
+  Cluster& c = StartCluster(ClusterOptions{});
+  ASSERT_FALSE(HasFailure());
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  etcdserverpb::PutResponse put;
+  ASSERT_TRUE(c.Put(*leader, "foo", "1", absl::Seconds(5), &put).ok());
+  ASSERT_TRUE(c.Put(*leader, "foo/a", "2").ok());
+  ASSERT_TRUE(c.Put(*leader, "foo", "3").ok());
+  auto keel = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {KEEL_CLI_PATH, "--endpoints=" + c.client_address(0)});
+    return args;
+  };
+  const CommandResult history =
+      RunCommand(keel({"watch", "foo", "--prefix", "--rev", std::to_string(put.header().revision()),
+                       "--prev-kv", "--max-events", "3"}),
+                 "", {}, absl::Seconds(30));
+  EXPECT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_EQ(history.out, "PUT\nfoo\n1\nPUT\nfoo/a\n2\nPUT\nfoo\n1\nfoo\n3\n");
+
+  // Live: put until the watch (created at some point after it starts) has seen one.
+  BackgroundCommand live(keel({"watch", "live", "--max-events", "1"}), {});
+  int n = 0;
+  std::optional<int> code;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        EXPECT_TRUE(c.Put(*leader, "live", "x" + std::to_string(++n)).ok());
+        code = live.WaitExited(absl::Milliseconds(50));
+        return code.has_value();
+      },
+      absl::Seconds(20)))
+      << live.Err();
+  EXPECT_EQ(*code, 0) << live.Err();
+  EXPECT_TRUE(absl::StartsWith(live.Out(), "PUT\nlive\nx")) << live.Out();
 }
 
 }  // namespace

@@ -15,5 +15,6 @@ void AddLeaseCommands(CLI::App& app, Context& ctx);      // lease grant|revoke|k
 void AddMemberCommands(CLI::App& app, Context& ctx);     // member list
 void AddEndpointCommands(CLI::App& app, Context& ctx);   // endpoint status|health
 void AddCheckCommands(CLI::App& app, Context& ctx);      // check perf
+void AddWatchCommand(CLI::App& app, Context& ctx);       // watch
 
 }  // namespace keel::cli

@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   keel::cli::AddMemberCommands(app, ctx);
   keel::cli::AddEndpointCommands(app, ctx);
   keel::cli::AddCheckCommands(app, ctx);
+  keel::cli::AddWatchCommand(app, ctx);
 
   try {
     app.parse(argc, argv);
