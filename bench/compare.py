@@ -66,6 +66,12 @@ MATRIX = [
      ["txn", "--clients", "64", "--key-space", str(PUT_KEYS)]),
     ("mixed-256", "90/10 get/put mix, 256 clients",
      ["mixed", "--read-ratio", "0.9", "--clients", "256", "--key-space", str(READ_KEYS)]),
+    # Watch: the same puts to one key without and with 1,000 watchers of it (spread over
+    # every member, 10 connections); the watch row also reports delivery latency.
+    ("put-32-1key", "put, 32 clients, one key",
+     ["put", "--clients", "32", "--key-space", "1"]),
+    ("watch-1000", "put, 32 clients, one key, 1,000 watchers of it",
+     ["watch", "--watchers", "1000", "--watch-conns", "10", "--clients", "32", "--key-space", "1"]),
 ]
 
 
@@ -339,6 +345,14 @@ def summarize(runs, rows):
                 "errors": sum(sum(r["errors"].values()) for r in rs),
                 "n": len(rs),
             }
+            watched = [r["watch"] for r in rs if "watch" in r]
+            if watched:
+                out[system][name].update({
+                    "dp50": median([w["delivery_ms"]["p50"] for w in watched]),
+                    "dp99": median([w["delivery_ms"]["p99"] for w in watched]),
+                    "dmax": median([w["delivery_ms"]["max"] for w in watched]),
+                    "missed": sum(w["wrong_count"] + w["order_violations"] for w in watched),
+                })
         rss = [r[system]["rss"] for r in runs if system in r and "rss" in r[system]]
         if rss:
             out[system]["rss"] = rss[-1]
@@ -369,6 +383,20 @@ def table(summary, rows):
             f"{fmt(er.get('p50'), '.2f')} | {fmt(kr.get('p99'), '.2f')} | "
             f"{fmt(er.get('p99'), '.2f')} | {fmt(kr.get('cpu'), '.0f')} | "
             f"{fmt(er.get('cpu'), '.0f')} | {fmt(ratio(er.get('cpu'), kr.get('cpu')), '.2f')} |")
+    watch_rows = [(n, d) for n, d, _ in rows if "dp50" in k.get(n, {}) or "dp50" in e.get(n, {})]
+    if watch_rows:
+        lines.append("")
+        lines.append("| watch delivery (put sent -> event received) | keel p50 ms | etcd p50 ms "
+                     "| keel p99 ms | etcd p99 ms | keel max ms | etcd max ms "
+                     "| watchers that missed or repeated an event (keel / etcd) |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for name, desc in watch_rows:
+            kr, er = k.get(name, {}), e.get(name, {})
+            lines.append(
+                f"| {desc} | {fmt(kr.get('dp50'), '.2f')} | {fmt(er.get('dp50'), '.2f')} | "
+                f"{fmt(kr.get('dp99'), '.2f')} | {fmt(er.get('dp99'), '.2f')} | "
+                f"{fmt(kr.get('dmax'), '.1f')} | {fmt(er.get('dmax'), '.1f')} | "
+                f"{kr.get('missed', '—')} / {er.get('missed', '—')} |")
     if "rss" in k or "rss" in e:
         def mem(s, key):
             return "—" if "rss" not in s else " / ".join(f"{x:.0f}" for x in s["rss"][key])
