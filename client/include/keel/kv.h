@@ -26,8 +26,8 @@ using StatusResponse = etcdserverpb::StatusResponse;
 
 // Completion of an asynchronous call: called exactly once, on a gRPC or client
 // thread (or inline, before the *Async call returns, when the arguments are
-// rejected before anything is sent), never while a client lock is held. It must not block (hand long work to
-// your own thread) and must not call the client's synchronous methods.
+// rejected before anything is sent), never while a client lock is held. It must not block (hand
+// long work to your own thread) and must not call the client's synchronous methods.
 template <typename T>
 using Callback = std::function<void(absl::StatusOr<T>)>;
 
