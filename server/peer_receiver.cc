@@ -91,6 +91,47 @@ class ChunkStreamReader final : public SnapshotChunkReader {
 
 }  // namespace
 
+// One accepted (or refused) message stream. Reads one batch at a time: the next read
+// starts once the batch is handed to the node, so batches arrive in the order sent.
+class PeerReceiver::StreamReader final : public grpc::ServerReadReactor<raftpb::MessageBatch> {
+ public:
+  StreamReader(PeerReceiver* receiver, grpc::CallbackServerContext* context)
+      : receiver_(receiver), context_(context) {
+    absl::StatusOr<PeerIdentity> identity = receiver_->Admit(context, "message stream");
+    if (!identity.ok()) {
+      Finish(ToGrpcStatus(identity.status()));
+      return;
+    }
+    identity_ = *std::move(identity);
+    admitted_ = true;
+    context->AddInitialMetadata(kPeerAcceptedKey, "1");
+    StartSendInitialMetadata();
+    StartRead(&batch_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // The sender closed or cancelled the stream, or we are stopping.
+      Finish(grpc::Status::OK);
+      return;
+    }
+    receiver_->DeliverBatch(identity_, batch_);
+    StartRead(&batch_);
+  }
+
+  void OnDone() override {
+    // Leave last: once active_ is empty Stop() returns and the receiver may go.
+    if (admitted_) receiver_->Leave(context_);
+    delete this;
+  }
+
+ private:
+  PeerReceiver* const receiver_;
+  grpc::CallbackServerContext* const context_;
+  PeerIdentity identity_;
+  bool admitted_ = false;
+  raftpb::MessageBatch batch_;
+};
+
 PeerReceiver::PeerReceiver(const PeerTransportOptions& options, PeerMessageHandler* handler,
                            SnapshotHandler* snapshots)
     : options_(options), handler_(handler), snapshots_(snapshots) {}
@@ -108,11 +149,12 @@ void PeerReceiver::UnmarkRemoved(uint64_t member_id) {
 void PeerReceiver::Stop() {
   std::unique_lock<std::mutex> lock(mu_);
   stopped_ = true;
-  for (grpc::ServerContext* context : active_) context->TryCancel();
+  for (grpc::ServerContextBase* context : active_) context->TryCancel();
   idle_cv_.wait(lock, [&] { return active_.empty(); });
 }
 
-absl::StatusOr<PeerIdentity> PeerReceiver::Admit(grpc::ServerContext* context, const char* kind) {
+absl::StatusOr<PeerIdentity> PeerReceiver::Admit(grpc::ServerContextBase* context,
+                                                 const char* kind) {
   absl::StatusOr<PeerIdentity> identity = ParsePeerIdentity(context->client_metadata());
   absl::Status status = identity.status();
   {
@@ -134,7 +176,7 @@ absl::StatusOr<PeerIdentity> PeerReceiver::Admit(grpc::ServerContext* context, c
   return identity;
 }
 
-void PeerReceiver::Leave(grpc::ServerContext* context) {
+void PeerReceiver::Leave(grpc::ServerContextBase* context) {
   std::lock_guard<std::mutex> lock(mu_);
   active_.erase(context);
   if (active_.empty()) idle_cv_.notify_all();
@@ -146,16 +188,9 @@ void PeerReceiver::Accept(grpc::ServerContext* context, Reader* reader) {
   reader->SendInitialMetadata();
 }
 
-grpc::Status PeerReceiver::Stream(grpc::ServerContext* context,
-                                  grpc::ServerReader<raftpb::MessageBatch>* reader,
-                                  raftpb::StreamAck* /*ack*/) {
-  absl::StatusOr<PeerIdentity> identity = Admit(context, "message stream");
-  if (!identity.ok()) return ToGrpcStatus(identity.status());
-  absl::Cleanup leave = [&] { Leave(context); };
-  Accept(context, reader);
-  raftpb::MessageBatch batch;
-  while (reader->Read(&batch)) DeliverBatch(*identity, batch);
-  return grpc::Status::OK;
+grpc::ServerReadReactor<raftpb::MessageBatch>* PeerReceiver::Stream(
+    grpc::CallbackServerContext* context, raftpb::StreamAck* /*ack*/) {
+  return new StreamReader(this, context);
 }
 
 void PeerReceiver::DeliverBatch(const PeerIdentity& identity, raftpb::MessageBatch& batch) {

@@ -52,13 +52,44 @@ bool Accepted(const grpc::ClientContext& context) {
 
 }  // namespace
 
-// One open Stream call. Members are destroyed writer first, context last.
-struct PeerSender::Stream {
+// One open Stream call. gRPC calls the reactions; the sender's mu_ guards the fields
+// the reactions set. A hold (AddHold before StartCall) keeps gRPC from finishing the
+// call while writes may still start from outside a reaction (Enqueue); CloseStream
+// removes it once no write can start any more.
+class PeerSender::Stream final : public grpc::ClientWriteReactor<raftpb::MessageBatch> {
+ public:
+  explicit Stream(PeerSender* sender) : sender_(sender) {}
+
+  void OnReadInitialMetadataDone(bool ok) override {
+    const bool accepted_now = ok && Accepted(*context);
+    std::lock_guard<std::mutex> lock(sender_->mu_);
+    headers_done = true;
+    accepted = accepted_now;
+    sender_->cv_.notify_all();
+  }
+  void OnWriteDone(bool ok) override { sender_->OnWriteDone(this, ok); }
+  void OnDone(const grpc::Status& final_status) override {
+    // Notified under the lock: once it is released the connection thread may delete
+    // this stream and, when stopping, the sender.
+    std::lock_guard<std::mutex> lock(sender_->mu_);
+    status = final_status;
+    done = true;
+    sender_->cv_.notify_all();
+  }
+
   std::unique_ptr<grpc::ClientContext> context;
   std::unique_ptr<raftpb::RaftTransport::Stub> stub;
   raftpb::StreamAck ack;
-  std::unique_ptr<grpc::ClientWriter<raftpb::MessageBatch>> writer;
+  raftpb::MessageBatch batch;  // The write in flight; owned by gRPC while writing_.
   uint64_t address_generation = 0;
+  uint64_t batches_sent_at_connect = 0;
+  bool headers_done = false;  // Guarded by the sender's mu_, as are the three below.
+  bool accepted = false;
+  bool done = false;
+  grpc::Status status;
+
+ private:
+  PeerSender* const sender_;
 };
 
 PeerSender::PeerSender(const PeerTransportOptions& options, PeerMessageHandler* handler,
@@ -86,6 +117,7 @@ std::string PeerSender::Describe() const {
 void PeerSender::Enqueue(std::vector<raftpb::Message> messages) {
   size_t dropped = 0;
   bool stopping;
+  Stream* write_on = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping = stopping_;
@@ -100,8 +132,14 @@ void PeerSender::Enqueue(std::vector<raftpb::Message> messages) {
       queue_bytes_ += size;
     }
     stats_.messages_dropped += dropped;
+    if (options_.drop_filter) {
+      cv_.notify_all();  // The connection thread writes (and filters).
+    } else {
+      write_on = TakeBatchLocked();
+    }
   }
-  cv_.notify_all();
+  // Outside the lock: the completion may run inline and take mu_.
+  if (write_on != nullptr) write_on->StartWrite(&write_on->batch);
   if (dropped > 0 && !stopping) handler_->OnUnreachable(peer_id_);
 }
 
@@ -214,7 +252,7 @@ std::unique_ptr<grpc::ClientContext> PeerSender::NewContext(grpc::ClientContext*
 
 absl::StatusOr<std::unique_ptr<PeerSender::Stream>> PeerSender::Connect() {
   std::shared_ptr<grpc::Channel> channel;
-  auto stream = std::make_unique<Stream>();
+  auto stream = std::make_unique<Stream>(this);
   {
     std::lock_guard<std::mutex> lock(mu_);
     channel = channel_;
@@ -224,38 +262,119 @@ absl::StatusOr<std::unique_ptr<PeerSender::Stream>> PeerSender::Connect() {
   stream->context = NewContext(&stream_context_);
   if (stream->context == nullptr) return absl::CancelledError("transport stopping");
   stream->stub = raftpb::RaftTransport::NewStub(channel);
-  stream->writer = stream->stub->Stream(stream->context.get(), &stream->ack);
-  // Blocks until the receiver accepted (initial metadata) or refused (status).
-  stream->writer->WaitForInitialMetadata();
-  if (!Accepted(*stream->context)) {
-    const grpc::Status status = stream->writer->Finish();
-    CloseStream(stream, /*cancel=*/false);
+  stream->stub->async()->Stream(stream->context.get(), &stream->ack, stream.get());
+  stream->AddHold();  // Writes start from outside reactions (Enqueue); see Stream.
+  stream->StartCall();
+  bool accepted;
+  {
+    // Until the receiver accepted (initial metadata) or refused (status). Stop and
+    // SetAddress cancel the call, which ends this wait too.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return stream->headers_done || stream->done; });
+    accepted = stream->accepted;
+  }
+  if (!accepted) {
+    const grpc::Status status = CloseStream(stream, /*cancel=*/false);
     if (status.ok()) return absl::UnknownError("peer ended the stream without accepting it");
     return FromGrpcStatus(status);
   }
+  Stream* write_on = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stream->batches_sent_at_connect = stats_.batches_sent;
+    ++stats_.connects;
+    live_ = stream.get();
+    if (!options_.drop_filter) write_on = TakeBatchLocked();
+  }
+  if (write_on != nullptr) write_on->StartWrite(&write_on->batch);
   return stream;
 }
 
-void PeerSender::CloseStream(std::unique_ptr<Stream>& stream, bool cancel) {
-  if (stream == nullptr) return;
-  if (cancel) {
-    stream->context->TryCancel();
-    (void)stream->writer->Finish();
-  }
+grpc::Status PeerSender::CloseStream(std::unique_ptr<Stream>& stream, bool cancel) {
+  if (stream == nullptr) return grpc::Status::OK;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stream_context_ == stream->context.get()) stream_context_ = nullptr;
+    if (live_ == stream.get()) live_ = nullptr;  // No write starts on it from now on.
   }
-  // The writer goes before the context it uses (Stream's member order).
+  if (cancel) stream->context->TryCancel();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    // A write in flight completes (failed, if cancelled) before the hold may go.
+    cv_.wait(lock, [&] { return !writing_; });
+  }
+  stream->RemoveHold();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    // Without a cancel the call ends with the peer's status (a refusal, or the
+    // reason a write failed); a peer that never sends one is cancelled after a while.
+    if (!cv_.wait_for(lock, std::chrono::milliseconds(options_.connect_timeout_ms),
+                      [&] { return stream->done; })) {
+      lock.unlock();
+      stream->context->TryCancel();
+      lock.lock();
+      cv_.wait(lock, [&] { return stream->done; });
+    }
+    if (stream_context_ == stream->context.get()) stream_context_ = nullptr;
+    stream_failed_ = false;
+  }
+  grpc::Status status = stream->status;
   stream.reset();
+  return status;
 }
 
-bool PeerSender::TakeBatch(raftpb::MessageBatch* batch) {
-  batch->Clear();
-  std::vector<raftpb::Message> taken;
+PeerSender::Stream* PeerSender::TakeBatchLocked() {
+  if (live_ == nullptr || writing_ || stopping_ || queue_.empty()) return nullptr;
+  raftpb::MessageBatch& batch = live_->batch;
+  batch.Clear();
+  size_t bytes = 0;
+  while (!queue_.empty() && (batch.messages_size() == 0 ||
+                             bytes + queue_.front().size_bytes <= options_.batch_bytes_max)) {
+    bytes += queue_.front().size_bytes;
+    queue_bytes_ -= queue_.front().size_bytes;
+    *batch.add_messages() = std::move(queue_.front().message);
+    queue_.pop_front();
+  }
+  writing_ = true;
+  return live_;
+}
+
+void PeerSender::OnWriteDone(Stream* stream, bool ok) {
+  Stream* write_on = nullptr;
+  bool report = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return false;
+    writing_ = false;
+    const uint64_t count = stream->batch.messages_size();
+    if (ok) {
+      stats_.messages_sent += count;
+      ++stats_.batches_sent;
+    } else {
+      stats_.messages_dropped += count;
+      if (live_ == stream) {
+        live_ = nullptr;
+        stream_failed_ = true;
+        report = !stopping_;
+      }
+    }
+    if (live_ == stream && !options_.drop_filter) {
+      write_on = TakeBatchLocked();  // What queued up behind this write, as one batch.
+    } else {
+      // The connection thread waits for this: a failed or closing stream, or (drop
+      // filter) its turn to write. A healthy stream does not wake it.
+      cv_.notify_all();
+    }
+  }
+  if (write_on != nullptr) write_on->StartWrite(&write_on->batch);
+  if (report) handler_->OnUnreachable(peer_id_);
+}
+
+void PeerSender::WriteFiltered() {
+  std::vector<raftpb::Message> taken;
+  Stream* stream;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (live_ == nullptr || writing_ || stopping_ || queue_.empty()) return;
+    stream = live_;
     size_t bytes = 0;
     while (!queue_.empty() &&
            (taken.empty() || bytes + queue_.front().size_bytes <= options_.batch_bytes_max)) {
@@ -264,20 +383,29 @@ bool PeerSender::TakeBatch(raftpb::MessageBatch* batch) {
       taken.push_back(std::move(queue_.front().message));
       queue_.pop_front();
     }
+    writing_ = true;
   }
+  // Only this thread closes streams, so `stream` stays valid while the filter runs.
+  stream->batch.Clear();
   size_t filtered = 0;
   for (raftpb::Message& message : taken) {
-    if (options_.drop_filter && options_.drop_filter(message)) {
+    if (options_.drop_filter(message)) {
       ++filtered;
       continue;
     }
-    *batch->add_messages() = std::move(message);
+    *stream->batch.add_messages() = std::move(message);
   }
-  if (filtered > 0) {
+  if (stream->batch.messages_size() == 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.messages_dropped += filtered;
+    writing_ = false;
+    return;
+  }
+  {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.messages_dropped += filtered;
   }
-  return true;
+  stream->StartWrite(&stream->batch);
 }
 
 size_t PeerSender::DropQueued() {
@@ -323,24 +451,45 @@ bool PeerSender::Stopping() const {
 }
 
 void PeerSender::Run() {
-  SetThreadName("keel-peer-send");
+  SetThreadName("keel-peer-conn");
   std::unique_ptr<Stream> stream;
-  raftpb::MessageBatch batch;
   int failures = 0;
   while (true) {
+    bool failed;
     {
       std::unique_lock<std::mutex> lock(mu_);
       // Connect eagerly, not at the first message: the handshake tells the peer our
       // identity (a misconfigured member is refused at once, in both logs) and our
-      // client URLs, and the first real message does not pay for the connect.
+      // client URLs, and the first real message does not pay for the connect. While
+      // the stream is healthy this thread sleeps: writes start from Enqueue and from
+      // each write's completion.
       cv_.wait(lock, [&] {
-        return stopping_ || !queue_.empty() || stream == nullptr ||
-               stream->address_generation != address_generation_;
+        return stopping_ || stream == nullptr || stream_failed_ ||
+               stream->address_generation != address_generation_ ||
+               (options_.drop_filter && live_ != nullptr && !writing_ && !queue_.empty());
       });
       if (stopping_) break;
+      failed = stream_failed_;
     }
     if (stream != nullptr && stream->address_generation != AddressGeneration()) {
-      CloseStream(stream, /*cancel=*/true);
+      (void)CloseStream(stream, /*cancel=*/true);  // Readdressed: reconnect at once.
+      failed = false;
+    }
+    if (failed && stream != nullptr) {
+      uint64_t sent_on_stream;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        sent_on_stream = stats_.batches_sent - stream->batches_sent_at_connect;
+      }
+      const grpc::Status status = CloseStream(stream, /*cancel=*/false);
+      if (Stopping()) break;
+      // OnWriteDone reported the peer unreachable; what queued meanwhile is kept for
+      // the next stream (or dropped if the reconnect fails).
+      LogFailure(absl::StrCat("stream to ", Describe(), " failed: ",
+                              FromGrpcStatus(status).ToString(), "; reconnecting with backoff"));
+      if (sent_on_stream > 0) failures = 0;
+      Backoff(++failures);
+      continue;
     }
     if (stream == nullptr) {
       absl::StatusOr<std::unique_ptr<Stream>> connected = Connect();
@@ -359,40 +508,16 @@ void PeerSender::Run() {
         continue;
       }
       stream = *std::move(connected);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++stats_.connects;
-      }
       if (!last_failure_logged_.empty()) {
         Log(absl::StrCat("connected to ", Describe(), " after ", failures, " failed attempts"));
         last_failure_logged_.clear();
         failures_since_log_ = 0;
       }
+      failures = 0;
     }
-    if (!TakeBatch(&batch)) break;
-    if (batch.messages_size() == 0) continue;
-    if (!stream->writer->Write(batch)) {
-      const grpc::Status status = stream->writer->Finish();
-      CloseStream(stream, /*cancel=*/false);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        stats_.messages_dropped += batch.messages_size();
-      }
-      if (Stopping()) break;
-      LogFailure(absl::StrCat("stream to ", Describe(), " failed: ",
-                              FromGrpcStatus(status).ToString(), "; reconnecting with backoff"));
-      handler_->OnUnreachable(peer_id_);
-      Backoff(++failures);
-      continue;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_.messages_sent += batch.messages_size();
-      ++stats_.batches_sent;
-    }
-    failures = 0;
+    if (options_.drop_filter) WriteFiltered();
   }
-  CloseStream(stream, /*cancel=*/true);
+  (void)CloseStream(stream, /*cancel=*/true);
 }
 
 void PeerSender::RunSnapshot(raftpb::Message msg_snap) {

@@ -1,17 +1,22 @@
 // PeerTransport: carries Raft messages between the members of one keel cluster over
 // gRPC (proto/peer.proto).
 //
-// Sending. Each peer has a bounded queue (messages and bytes) and one sender thread
-// that keeps one long-lived `Stream` call open and writes as many queued messages as
-// fit in `batch_bytes_max` per write: under load messages batch up behind the write in
-// progress, when idle a message goes out at once. A full queue drops the message and
+// Sending. Each peer has a bounded queue (messages and bytes) and one long-lived
+// `Stream` call on gRPC's callback API; each write carries as many queued messages as
+// fit in `batch_bytes_max`. There is no sender thread on the write path: Send starts a
+// write on the caller's thread when none is in flight (a message goes out at once), and
+// a write's completion starts the next with what queued up behind it (under load
+// messages batch up). A per-peer connection thread connects, handshakes and backs off;
+// it sleeps while the stream is healthy. A full queue drops the message and
 // reports OnUnreachable (raft retries). A failed connect or write drops what was queued
 // or in flight, reports OnUnreachable, and reconnects after an exponential backoff with
 // full jitter. A MsgSnap goes to its own `SendSnapshot` call on its own thread (at most
 // one per peer), which streams the state machine's bytes in CRC32C-checked chunks, so
 // heartbeats keep flowing while a snapshot is in transfer.
 //
-// Receiving. service() is the gRPC service to register on the peer port. Every stream
+// Receiving. service() is the gRPC service to register on the peer port. Message
+// streams are served on gRPC's callback API (a batch goes to OnMessages on the gRPC
+// thread that read it), snapshot streams on the sync API. Every stream
 // carries the sender's cluster id and member id and the member id it addresses; a
 // stream from another cluster, addressed to another member id, or from a removed member
 // is refused with FAILED_PRECONDITION and a message naming both sides' ids, logged on
@@ -20,7 +25,7 @@
 // through OnMessages only once the handler installed the data.
 //
 // Thread-safety: every public method of PeerTransport may be called from any thread.
-// Handler callbacks run on transport threads (gRPC server threads, per-peer sender and
+// Handler callbacks run on transport threads (gRPC's threads, per-peer connection and
 // snapshot threads), possibly concurrently — OnUnreachable also inside Send; after
 // Stop() returns there are no more.
 // AddPeer/RemovePeer/UpdatePeer/Stop join transport threads and so must not be called
@@ -97,9 +102,10 @@ struct PeerTransportOptions {
   std::function<void(const std::string&)> log;
 
   // Test-only failpoints (leave empty in production).
-  // Called on the peer's sender (or snapshot) thread just before a message is
+  // Called on the peer's connection (or snapshot) thread just before a message is
   // written: returning true drops it; blocking delays it and everything queued behind
-  // it for that peer.
+  // it for that peer. Setting it moves that peer's writes from the caller's thread to
+  // the connection thread (one thread hop more), so a blocking filter stalls only it.
   std::function<bool(const raftpb::Message&)> drop_filter;
   // Called on the snapshot thread on every data chunk after its CRC is computed; may
   // alter the chunk (e.g. to corrupt it).
