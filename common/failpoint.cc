@@ -129,8 +129,12 @@ absl::Status EnableUnsafeBug(const std::string& name) {
     state().unsafe_bugs |= 1u << static_cast<int>(UnsafeBug::kStaleLocalReads);
     return absl::OkStatus();
   }
+  if (name == "watch-skip-event") {
+    state().unsafe_bugs |= 1u << static_cast<int>(UnsafeBug::kWatchSkipEvent);
+    return absl::OkStatus();
+  }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown UNSAFE bug '", name, "' (known: stale-local-reads)"));
+      absl::StrCat("unknown UNSAFE bug '", name, "' (known: stale-local-reads, watch-skip-event)"));
 }
 
 bool UnsafeBugOn(UnsafeBug bug) {

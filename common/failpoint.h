@@ -53,9 +53,14 @@ enum class UnsafeBug : uint8_t {
   // Linearizable reads are served from the local state machine without ReadIndex, on
   // any member: a deposed leader or a lagging follower answers with stale data.
   kStaleLocalReads,
+  // The watch dispatcher drops one event in kWatchSkipEventEvery it would send to a
+  // watch: a watcher misses a change (and sees a revision incompletely).
+  kWatchSkipEvent,
 };
+inline constexpr int kWatchSkipEventEvery = 50;
 
-// "stale-local-reads" -> kStaleLocalReads. kInvalidArgument lists the known names.
+// "stale-local-reads" -> kStaleLocalReads, "watch-skip-event" -> kWatchSkipEvent. kInvalidArgument
+// lists the known names.
 [[nodiscard]] absl::Status EnableUnsafeBug(const std::string& name);
 [[nodiscard]] bool UnsafeBugOn(UnsafeBug bug);
 

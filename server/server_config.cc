@@ -107,8 +107,9 @@ absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv) {
 #if KEEL_FAILPOINTS_COMPILED
   app.add_option("--failpoints-file", c.failpoints_file,
                  "TEST BUILD: fault injection settings, re-read when the file changes");
-  app.add_option("--UNSAFE-bug", c.unsafe_bugs,
-                 "TEST BUILD: break keel on purpose (stale-local-reads) to test the tests");
+  app.add_option(
+      "--UNSAFE-bug", c.unsafe_bugs,
+      "TEST BUILD: break keel on purpose (stale-local-reads, watch-skip-event) to test the tests");
 #endif
   app.add_option("--lease-checkpoint-interval", c.lease_checkpoint_interval_ms,
                  "How often the leader checkpoints remaining lease TTLs through raft, ms")

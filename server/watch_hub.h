@@ -205,6 +205,7 @@ class WatchHub {
   absl::Time next_leader_check_;
   int leader_misses_ = 0;
   bool stopped_ = false;
+  uint64_t unsafe_offered_ = 0;  // Test builds: --UNSAFE-bug watch-skip-event counts here.
 
   // Sync thread wake-ups: guarded by sync_mu_ (may be taken under mu_, never before it).
   std::mutex sync_mu_;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/check.h"
+#include "common/failpoint.h"
 #include "server/errors.h"
 #include "server/watch_hub.h"
 #include "server/watch_hub_internal.h"
@@ -138,6 +139,10 @@ void WatchHub::Deliver(const Revision& rev) {
   auto offer = [&](Watcher* w, const EncodedEvent& ev) {
     if (!w->synced || rev.revision < w->next_rev) return;
     if (ev.is_put ? w->no_put : w->no_delete) return;
+    if (KEEL_UNSAFE_BUG(kWatchSkipEvent) &&
+        ++unsafe_offered_ % failpoint::kWatchSkipEventEvery == 0) {
+      return;  // Test builds only: the chaos tests must catch this.
+    }
     if (w->stamp != deliver_stamp_) {
       w->stamp = deliver_stamp_;
       w->scratch.clear();

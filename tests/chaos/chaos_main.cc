@@ -33,9 +33,11 @@
 #include "tests/chaos/faults.h"
 #include "tests/chaos/history.h"
 #include "tests/chaos/netns.h"
+#include "tests/chaos/watchers.h"
 #include "tests/chaos/workload.h"
 #include "tests/integration/cluster.h"
 #include "tools/lincheck/checker.h"
+#include "tools/lincheck/report.h"
 
 namespace keel::chaos {
 namespace {
@@ -56,6 +58,7 @@ struct Options {
   int members = 3;
   int workers = 4;
   int set_workers = 1;
+  int watchers = 3;
   int keys = 8;
   int op_timeout_ms = 1000;
   int heartbeat_ms = 50;
@@ -63,6 +66,7 @@ struct Options {
   std::string faults = "all";
   std::string bug;
   std::vector<std::string> keeld_flags;
+  std::string keeld;
   bool expect_invalid = false;
   bool no_netns = false;
   bool keep = false;
@@ -115,18 +119,76 @@ void CheckHistoryFile(const std::string& path, const std::string& detail_path,
   }
   const lincheck::KeyResult* bad = result.FirstInvalid();
   std::ofstream out(detail_path);
-  out << "key " << bad->key << " is not linearizable.\n";
-  if (bad->counterexample) {
-    const lincheck::Counterexample& c = *bad->counterexample;
-    out << "longest linearizable prefix: " << c.linearized_count
-        << " operations; register then: " << (c.state ? *c.state : "(absent)")
-        << "\n\nlast linearized operations:\n";
-    for (const auto& op : c.context) out << "  " << lincheck::OperationToJson(op) << "\n";
-    out << "\nnone of these can come next:\n";
-    for (const auto& op : c.stuck) out << "  " << lincheck::OperationToJson(op) << "\n";
-  }
+  out << lincheck::FormatText(result, {.timeline = true});
   verdict->reasons.push_back(
       absl::StrCat("key ", bad->key, " is not linearizable (see ", detail_path, ")"));
+}
+
+// Reads every member's event history up to the current revision (they must agree),
+// waits for the watchers to receive all of it, and checks what they received.
+WatchCheckResult CheckWatchers(const Options& o, integration::Cluster& cluster, Watchers& watchers,
+                               const Workload& workload, const std::string& detail_path,
+                               Verdict* verdict) {
+  WatchCheckResult result;
+  auto last = watchers.CurrentRevision(absl::Seconds(60));
+  if (!last.ok()) {
+    verdict->reasons.push_back(absl::StrCat("watch: ", last.status().message()));
+    return result;
+  }
+  std::vector<WatchEvent> history;
+  int64_t first = 1;
+  int source = -1;
+  for (int i = 0; i < o.members; ++i) {
+    int64_t member_first = 1;
+    auto events =
+        ReadEventHistory(cluster.client_address(i), 1, *last, absl::Seconds(60), &member_first);
+    if (!events.ok()) {
+      verdict->reasons.push_back(absl::StrCat("watch: n", i + 1, ": ", events.status().message()));
+      continue;
+    }
+    if (source < 0) {
+      history = std::move(*events);
+      first = member_first;
+      source = i;
+      continue;
+    }
+    // Compared where both reach back to.
+    const int64_t from = std::max(first, member_first);
+    auto tail = [from](const std::vector<WatchEvent>& h) {
+      return std::vector<WatchEvent>(
+          std::find_if(h.begin(), h.end(),
+                       [from](const WatchEvent& e) { return e.revision >= from; }),
+          h.end());
+    };
+    const std::vector<WatchEvent> a = tail(history), b = tail(*events);
+    if (a != b) {
+      ++result.diverged;
+      size_t k = 0;
+      while (k < a.size() && k < b.size() && a[k] == b[k]) ++k;
+      verdict->reasons.push_back(
+          absl::StrCat("watch: n", i + 1, " serves another event history than n", source + 1,
+                       " (they differ from revision ",
+                       k < a.size() ? a[k].revision : (k < b.size() ? b[k].revision : 0), ")"));
+    }
+  }
+  if (source < 0) return result;
+  absl::Status caught_up = watchers.WaitCaughtUp(history, absl::Seconds(60));
+  if (!caught_up.ok()) verdict->reasons.push_back(absl::StrCat("watch: ", caught_up.message()));
+  watchers.Stop();
+  const uint64_t diverged = result.diverged;
+  result = CheckWatch(history, first, *last, watchers.Logs(), workload.Writes());
+  result.diverged = diverged;
+  Say(absl::StrCat("watch: ", result.events, " events received by ", o.watchers, " watchers (",
+                   watchers.resumes(), " resumes, ", watchers.restarts(), " restarts), history of ",
+                   history.size(), " events to revision ", *last, " from n", source + 1));
+  if (result.ok()) return result;
+  std::ofstream out(detail_path);
+  out << result.Summary() << "\n";
+  for (const auto& example : result.examples) out << example << "\n";
+  verdict->reasons.push_back(
+      absl::StrCat("watch: ", result.examples.empty() ? "" : result.examples.front(), " (see ",
+                   detail_path, ")"));
+  return result;
 }
 
 int Run(const Options& o) {
@@ -182,6 +244,7 @@ int Run(const Options& o) {
   cluster_options.token = absl::StrCat("keel-chaos-", seed);
   cluster_options.root = dir + "/cluster";
   cluster_options.extra_flags = o.keeld_flags;
+  cluster_options.keeld_path = o.keeld;
   if (!o.bug.empty()) {
     cluster_options.extra_flags.push_back("--UNSAFE-bug");
     cluster_options.extra_flags.push_back(o.bug);
@@ -211,6 +274,7 @@ int Run(const Options& o) {
   OpCounts counts;
   int injected = 0;
   uint64_t lost = 0;
+  WatchCheckResult watch;
   {
     integration::Cluster cluster(cluster_options);
     absl::Status started = cluster.Start(absl::Seconds(60));
@@ -222,6 +286,18 @@ int Run(const Options& o) {
     for (int i = 0; i < o.members; ++i) addresses.push_back(cluster.client_address(i));
     Workload workload(workload_options, addresses);
     workload.Start();
+    WatchersOptions watchers_options;
+    watchers_options.watchers = o.watchers;
+    watchers_options.keys = o.keys;
+    watchers_options.seed = seed;
+    Watchers watchers(watchers_options, addresses);
+    if (o.watchers > 0) {
+      absl::Status watching = watchers.Start();
+      if (!watching.ok()) {
+        Say(absl::StrCat("FAILED: the watchers did not start: ", watching.message()));
+        return 2;
+      }
+    }
 
     FaultScheduleOptions schedule_options;
     schedule_options.seed = seed;
@@ -265,6 +341,9 @@ int Run(const Options& o) {
             absl::StrCat(lost, " acknowledged set writes lost, e.g. ", set->lost.front()));
       }
     }
+    if (o.watchers > 0) {
+      watch = CheckWatchers(o, cluster, watchers, workload, dir + "/watch.txt", &verdict);
+    }
     counts = workload.Counts();
     const std::string history_path = dir + "/history.jsonl";
     absl::Status written = WriteHistory(workload.RegisterHistory(), history_path);
@@ -279,10 +358,11 @@ int Run(const Options& o) {
 
   verdict.valid = verdict.reasons.empty();
   if (verdict.valid) verdict.word = "VALID";
-  std::printf("%s ops=%lu ok=%lu fail=%lu unknown=%lu faults=%d lost=%lu\n", verdict.word.c_str(),
-              static_cast<unsigned long>(counts.ops), static_cast<unsigned long>(counts.ok),
-              static_cast<unsigned long>(counts.fail), static_cast<unsigned long>(counts.unknown),
-              injected, static_cast<unsigned long>(lost));
+  std::printf("%s ops=%lu ok=%lu fail=%lu unknown=%lu faults=%d lost=%lu watchers=%d %s\n",
+              verdict.word.c_str(), static_cast<unsigned long>(counts.ops),
+              static_cast<unsigned long>(counts.ok), static_cast<unsigned long>(counts.fail),
+              static_cast<unsigned long>(counts.unknown), injected,
+              static_cast<unsigned long>(lost), o.watchers, watch.Summary().c_str());
   std::fflush(stdout);
   for (const auto& reason : verdict.reasons) Say(reason);
   const bool caught = !verdict.valid && verdict.word == "INVALID";
@@ -323,6 +403,10 @@ int main(int argc, char** argv) {
   app.add_option("--set-workers", o.set_workers, "Set-workload workers")
       ->check(CLI::Range(0, 16))
       ->capture_default_str();
+  app.add_option("--watchers", o.watchers,
+                 "Watchers (keel::Client watches of every key, the register keys, one key)")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
   app.add_option("--keys", o.keys, "Register keys")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -340,6 +424,9 @@ int main(int argc, char** argv) {
   app.add_option("--keeld-flag", o.keeld_flags,
                  "Extra keeld flag for every member, repeatable: --keeld-flag=--snapshot-count=100")
       ->allow_extra_args(false);
+  app.add_option("--keeld", o.keeld,
+                 "The keeld binary (default: the one built with keel-chaos); a copy lets a "
+                 "long run go on while keeld is rebuilt");
   app.add_flag("--expect-invalid", o.expect_invalid,
                "Exit 0 only if the run is INVALID or loses writes (for --bug runs)");
   app.add_flag("--no-netns", o.no_netns,

@@ -8,7 +8,7 @@
 namespace keel::chaos {
 namespace {
 
-// A JSON string literal; our keys and values are ASCII, errors may hold anything.
+// A JSON string literal for the error text, which may hold anything.
 std::string Quote(const std::string& s) {
   std::string out = "\"";
   for (const unsigned char c : s) {
@@ -26,52 +26,28 @@ std::string Quote(const std::string& s) {
   return out + "\"";
 }
 
-const char* TypeName(OpType type) {
-  switch (type) {
-    case OpType::kRead:
-      return "read";
-    case OpType::kWrite:
-      return "write";
-    case OpType::kCas:
-      return "cas";
-    case OpType::kDelete:
-      return "delete";
-  }
-  return "?";
-}
-
-const char* OutcomeName(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kOk:
-      return "ok";
-    case Outcome::kFail:
-      return "fail";
-    case Outcome::kUnknown:
-      return "unknown";
-  }
-  return "?";
-}
-
 }  // namespace
 
+lincheck::Operation ToOperation(const OpRecord& op) {
+  lincheck::Operation o;
+  o.id = op.id;
+  o.process = op.process;
+  o.key = op.key;
+  o.type = op.type;
+  o.value = op.value;
+  o.expect = op.expect;
+  o.start_ns = op.start_ns;
+  o.end_ns = op.end_ns;
+  o.outcome = op.outcome;
+  o.found = op.found;
+  o.result = op.result;
+  o.cas_succeeded = op.cas_succeeded;
+  return o;
+}
+
 std::string ToJsonLine(const OpRecord& op) {
-  std::string line =
-      absl::StrCat("{\"id\":", op.id, ",\"process\":", op.process, ",\"key\":", Quote(op.key),
-                   ",\"op\":\"", TypeName(op.type), "\"");
-  if (op.type == OpType::kWrite || op.type == OpType::kCas) {
-    absl::StrAppend(&line, ",\"value\":", Quote(op.value));
-  }
-  if (op.type == OpType::kCas) absl::StrAppend(&line, ",\"expect\":", Quote(op.expect));
-  absl::StrAppend(&line, ",\"start_ns\":", op.start_ns);
-  if (op.outcome != Outcome::kUnknown) absl::StrAppend(&line, ",\"end_ns\":", op.end_ns);
-  absl::StrAppend(&line, ",\"outcome\":\"", OutcomeName(op.outcome), "\"");
-  if (op.outcome == Outcome::kOk && op.type == OpType::kRead) {
-    absl::StrAppend(&line, ",\"found\":", op.found ? "true" : "false");
-    if (op.found) absl::StrAppend(&line, ",\"result\":", Quote(op.result));
-  }
-  if (op.outcome == Outcome::kOk && op.type == OpType::kCas) {
-    absl::StrAppend(&line, ",\"cas_succeeded\":", op.cas_succeeded ? "true" : "false");
-  }
+  std::string line = lincheck::OperationToJson(ToOperation(op));
+  line.pop_back();  // The closing brace: our own fields follow (the checker skips them).
   if (op.member >= 0) absl::StrAppend(&line, ",\"member\":", op.member);
   if (!op.error.empty()) absl::StrAppend(&line, ",\"error\":", Quote(op.error));
   return line + "}";

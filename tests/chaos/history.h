@@ -8,13 +8,14 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "tools/lincheck/history.h"
 
 namespace keel::chaos {
 
-enum class OpType { kRead, kWrite, kCas, kDelete };
+using OpType = lincheck::OpType;
 // kFail: certainly had no effect. kUnknown: may or may not have taken effect (timed out
 // or lost the connection after sending).
-enum class Outcome { kOk, kFail, kUnknown };
+using Outcome = lincheck::Outcome;
 
 struct OpRecord {
   uint64_t id = 0;
@@ -33,7 +34,10 @@ struct OpRecord {
   std::string error;
 };
 
-// One JSON line (no newline).
+// The operation as the checker sees it.
+[[nodiscard]] lincheck::Operation ToOperation(const OpRecord& op);
+
+// One JSON line (no newline): lincheck's, plus "member" and "error".
 std::string ToJsonLine(const OpRecord& op);
 
 // Writes `ops` as JSON lines to `path`.

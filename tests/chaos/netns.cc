@@ -109,7 +109,12 @@ int NetworkLab::RemoveStale() {
     const std::string ns = entry.path().filename();
     const pid_t owner = OwnerOf(ns);
     if (owner == 0) continue;
-    if (owner == getpid() || (kill(owner, 0) == 0 && ProcessName(owner) == kDriverName)) continue;
+    // Prefix: a copy of the driver under another name ("keel-chaos-v2") is still one
+    // (the kernel's comm is the file name, cut to 15 characters).
+    if (owner == getpid() ||
+        (kill(owner, 0) == 0 && absl::StartsWith(ProcessName(owner), kDriverName))) {
+      continue;
+    }
     // keelds die with their driver (PDEATHSIG); anything of ours still inside is killed.
     integration::CommandResult pids =
         integration::RunCommand({"/usr/sbin/ip", "netns", "pids", ns}, "", {}, absl::Seconds(10));

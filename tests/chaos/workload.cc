@@ -61,6 +61,7 @@ struct Workload::Worker {
   std::vector<OpRecord> ops;                                   // Register operations.
   std::set<std::string> acknowledged;                          // Set keys (ok).
   std::set<std::string> unknown;                               // Set keys (unknown).
+  std::set<std::string> failed;                                // Set keys (fail).
 };
 
 Workload::Workload(WorkloadOptions options, std::vector<std::string> member_addresses)
@@ -238,6 +239,7 @@ void Workload::RunSetWorker(Worker* w) {
     if (IsDown(status)) BackOff();
     if (outcome == Outcome::kOk) w->acknowledged.insert(key);
     if (outcome == Outcome::kUnknown) w->unknown.insert(key);
+    if (outcome == Outcome::kFail) w->failed.insert(key);
   }
 }
 
@@ -310,6 +312,27 @@ std::vector<OpRecord> Workload::RegisterHistory() const {
   std::sort(all.begin(), all.end(),
             [](const OpRecord& a, const OpRecord& b) { return a.id < b.id; });
   return all;
+}
+
+std::vector<WriteRecord> Workload::Writes() const {
+  using Effect = WriteRecord::Effect;
+  std::vector<WriteRecord> writes;
+  for (const OpRecord& op : RegisterHistory()) {
+    if (op.type != OpType::kWrite && op.type != OpType::kCas) continue;
+    Effect effect = Effect::kMaybe;
+    if (op.outcome == Outcome::kFail) effect = Effect::kNotApplied;
+    if (op.outcome == Outcome::kOk) {
+      effect =
+          op.type == OpType::kWrite || op.cas_succeeded ? Effect::kApplied : Effect::kNotApplied;
+    }
+    writes.push_back({op.key, op.value, effect});
+  }
+  for (const auto& w : workers_) {
+    for (const auto& key : w->acknowledged) writes.push_back({key, "1", Effect::kApplied});
+    for (const auto& key : w->unknown) writes.push_back({key, "1", Effect::kMaybe});
+    for (const auto& key : w->failed) writes.push_back({key, "1", Effect::kNotApplied});
+  }
+  return writes;
 }
 
 OpCounts Workload::Counts() const {

@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "tests/chaos/history.h"
+#include "tests/chaos/watch_check.h"
 
 namespace keel::chaos {
 
@@ -73,6 +74,9 @@ class Workload {
 
   // After Stop: every register operation, by id.
   [[nodiscard]] std::vector<OpRecord> RegisterHistory() const;
+  // After Stop: every put a client sent (register writes and compare-and-swaps, set
+  // writes), with what its outcome says about its effect.
+  [[nodiscard]] std::vector<WriteRecord> Writes() const;
   // All operations so far (register and set).
   [[nodiscard]] OpCounts Counts() const;
 

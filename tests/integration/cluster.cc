@@ -297,14 +297,15 @@ void Cluster::ResetChannel(int i) {
 absl::Status Cluster::Spawn(int i) {
   Member& m = members_[i];
   if (m.pid > 0) return absl::FailedPreconditionError(absl::StrCat(m.name, " is running"));
-  if (access(KeeldPath(), X_OK) != 0) {
+  const std::string keeld = options_.keeld_path.empty() ? KeeldPath() : options_.keeld_path;
+  if (access(keeld.c_str(), X_OK) != 0) {
     return absl::FailedPreconditionError(
-        absl::StrCat("no keeld binary at ", KeeldPath(), ": build the keeld target"));
+        absl::StrCat("no keeld binary at ", keeld, ": build the keeld target"));
   }
   std::error_code ec;
   log_offset_at_spawn_[i] =
       std::filesystem::exists(m.log_path, ec) ? std::filesystem::file_size(m.log_path, ec) : 0;
-  std::vector<std::string> argv = {KeeldPath()};
+  std::vector<std::string> argv = {keeld};
   argv.insert(argv.end(), m.flags.begin(), m.flags.end());
   int netns_fd = -1;
   if (!options_.member_netns.empty()) {

@@ -98,6 +98,8 @@ struct ClusterOptions {
   // Directory for data dirs and logs, created if missing and kept afterwards; empty:
   // a fresh temp dir that the destructor removes (unless KEEL_IT_KEEP=1).
   std::string root;
+  // The keeld to run; empty: the one built with the tests (KeeldPath()).
+  std::string keeld_path;
 };
 
 class Cluster {

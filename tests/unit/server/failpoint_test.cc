@@ -53,6 +53,9 @@ TEST(FailpointSettingsTest, UnknownUnsafeBugIsAnError) {
   EXPECT_EQ(failpoint::EnableUnsafeBug("no-such-bug").code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(failpoint::EnableUnsafeBug("stale-local-reads").ok());
   EXPECT_TRUE(KEEL_UNSAFE_BUG(kStaleLocalReads));
+  EXPECT_FALSE(KEEL_UNSAFE_BUG(kWatchSkipEvent));  // Each switch alone.
+  ASSERT_TRUE(failpoint::EnableUnsafeBug("watch-skip-event").ok());
+  EXPECT_TRUE(KEEL_UNSAFE_BUG(kWatchSkipEvent));
 }
 
 raftpb::Message Msg(uint64_t index, raftpb::MessageType type = raftpb::MSG_APP) {
