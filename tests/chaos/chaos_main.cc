@@ -226,6 +226,10 @@ int Run(const Options& o) {
     auto created = NetworkLab::Create(o.members);
     if (!created.ok()) {
       Say(absl::StrCat("FAILED: ", created.status().message()));
+      if (o.dir.empty()) {  // Nothing ran: the empty run dir would only litter.
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+      }
       return 2;
     }
     lab = std::move(*created);

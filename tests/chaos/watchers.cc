@@ -144,6 +144,9 @@ absl::StatusOr<int64_t> Watchers::CurrentRevision(absl::Duration timeout) {
 
 absl::Status Watchers::WaitCaughtUp(const std::vector<WatchEvent>& history,
                                     absl::Duration timeout) {
+  // No more restarts: the watches stay as they are (and s->watcher may be read here).
+  stop_ = true;
+  if (restarter_.joinable()) restarter_.join();
   const absl::Time deadline = absl::Now() + timeout;
   for (auto& s : states_) {
     int64_t want = 0;

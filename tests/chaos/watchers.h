@@ -47,7 +47,8 @@ class Watchers {
   [[nodiscard]] absl::Status Start();
   // The cluster's current revision (a linearizable read), retried until `timeout`.
   [[nodiscard]] absl::StatusOr<int64_t> CurrentRevision(absl::Duration timeout);
-  // Waits until every watcher received the last event of `history` in its range.
+  // Ends the restarts, then waits until every watcher received the last event of
+  // `history` in its range (the client still moves watches between members).
   [[nodiscard]] absl::Status WaitCaughtUp(const std::vector<WatchEvent>& history,
                                           absl::Duration timeout);
   void Stop();  // Cancels the watches; their logs stay.
