@@ -136,6 +136,28 @@ absl::Status KvStore::LoadState() {
     if (v.size() != 8) return absl::DataLossError(absl::StrCat("KvStore: bad meta ", key));
     return static_cast<int64_t>(mvcc::DecodeBigEndian64(v));
   };
+  {
+    // A fresh db (nothing ever applied) is stamped with this format; any other db must
+    // carry it already (a format 1 db has data but no record: refused, never misread).
+    std::string format;
+    const rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), cfs_[0], kv_internal::kMetaFormat, &format);
+    if (!s.IsNotFound()) RETURN_IF_ERROR(FromRocks(s, "read meta"));
+    std::string applied_record;
+    const rocksdb::Status a =
+        db_->Get(rocksdb::ReadOptions(), cfs_[0], kv_internal::kMetaApplied, &applied_record);
+    if (!a.IsNotFound()) RETURN_IF_ERROR(FromRocks(a, "read meta"));
+    if (s.IsNotFound() && a.IsNotFound()) {
+      format = mvcc::BigEndian64(mvcc::kFormatVersion);
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      RETURN_IF_ERROR(
+          FromRocks(db_->Put(wo, cfs_[0], kv_internal::kMetaFormat, format), "write meta"));
+    }
+    RETURN_IF_ERROR(kv_internal::CheckFormat(
+        s.IsNotFound() && !a.IsNotFound() ? std::nullopt : std::optional(format),
+        options_.dir + "/" + db_name_));
+  }
   ASSIGN_OR_RETURN(int64_t applied, read(kv_internal::kMetaApplied, 0));
   ASSIGN_OR_RETURN(int64_t revision, read(kv_internal::kMetaRevision, 1));
   ASSIGN_OR_RETURN(int64_t compact, read(kv_internal::kMetaCompact, 0));
@@ -237,6 +259,17 @@ absl::StatusOr<std::vector<internalpb::StoredLease>> KvStore::ListLeases() const
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "scan leases"));
   return leases;
+}
+
+std::optional<uint64_t> KvStore::RocksIntProperty(const std::string& name) const {
+  std::shared_lock<std::shared_mutex> lock(db_mu_);
+  uint64_t total = 0;
+  for (auto* cf : cfs_) {
+    uint64_t v = 0;
+    if (!db_->GetIntProperty(cf, name, &v)) return std::nullopt;
+    total += v;
+  }
+  return total;
 }
 
 absl::Status KvStore::CreateCheckpoint(const raftpb::SnapshotMetadata& metadata,

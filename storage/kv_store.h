@@ -9,15 +9,19 @@
 // snapshot install writes db-<n+1>, then swaps CURRENT atomically (snapshot.h). In the
 // RocksDB, four column families:
 //   default ("meta"): "m/applied", "m/revision", "m/compact", "m/compact_done",
-//                     "m/max_lease" -> BE64 numbers;
+//                     "m/max_lease", "m/format" -> BE64 numbers;
 //                     "s/" + BE64(client_id) -> ClientSession (dedup table);
 //                     "e/" + BE64(applied_index) + BE64(client_id) -> "" (its expiry
 //                     index, oldest first).
 //   "kv":      user key -> record of the live key-value (mvcc_encoding.h). Reads at the
 //              newest revision (the common case) scan only this family.
-//   "history": Escape(user key) + BE64(~revision) -> record or tombstone: every version
-//              of every key until compacted, newest first per key. Reads at an older
-//              revision seek per key to its newest version <= that revision.
+//   "history": Escape(user key) + BE64(~revision) -> record, current-version marker or
+//              tombstone: every version of every key until compacted, newest first per
+//              key. Reads at an older revision seek per key to its newest version <=
+//              that revision. A live key's current version is a marker without the
+//              value (the value is in "kv"; each value is stored once — on-disk format
+//              2, "m/format"; mvcc_encoding.h says how the apply path and the readers
+//              keep it consistent). A data dir of another format is refused at Open.
 //   "lease":   'L' + BE64(id) -> StoredLease; 'K' + BE64(id) + key -> "" (attachments).
 //   "events":  BE64(revision) + BE32(position) -> 'P'/'D' + user key: the event log, in
 //              revision order, so a watcher can replay a whole interval from an old
@@ -64,6 +68,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -168,6 +173,12 @@ class KvStore {
 
   // Runs physical compaction up to the logical compaction point (also done by Apply).
   [[nodiscard]] absl::Status CompactPhysical();
+
+  // A RocksDB integer property summed over the column families, e.g.
+  // "rocksdb.compaction-pending" (benchmarks wait on such properties for background
+  // work to settle; a DB-wide one like "rocksdb.num-running-compactions" is counted
+  // once per family, so compare it with 0); nullopt if RocksDB does not know it.
+  [[nodiscard]] std::optional<uint64_t> RocksIntProperty(const std::string& name) const;
 
  private:
   struct State;

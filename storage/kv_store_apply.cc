@@ -43,7 +43,28 @@ absl::StatusOr<uint64_t> ReadAppliedIndex(const std::string& db_dir) {
   if (s.IsNotFound()) return 0;
   RETURN_IF_ERROR(FromRocks(s, "read applied index"));
   if (v.size() != 8) return absl::DataLossError("KvStore: bad applied index record");
-  return mvcc::DecodeBigEndian64(v);
+  const uint64_t applied = mvcc::DecodeBigEndian64(v);
+  std::string format;
+  const rocksdb::Status fs = db->Get(rocksdb::ReadOptions(), kMetaFormat, &format);
+  if (!fs.IsNotFound()) RETURN_IF_ERROR(FromRocks(fs, "read format version"));
+  RETURN_IF_ERROR(CheckFormat(fs.IsNotFound() ? std::nullopt : std::optional(format), db_dir));
+  return applied;
+}
+
+absl::Status CheckFormat(const std::optional<std::string>& stored, const std::string& db_dir) {
+  uint64_t version = 1;  // Format 1 predates the format record.
+  if (stored.has_value()) {
+    if (stored->size() != 8) {
+      return absl::DataLossError(absl::StrCat("KvStore: bad format version record in ", db_dir));
+    }
+    version = mvcc::DecodeBigEndian64(*stored);
+  }
+  if (version == mvcc::kFormatVersion) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "KvStore: ", db_dir, " holds state-machine data in on-disk format ", version,
+      ", this keel reads format ", mvcc::kFormatVersion,
+      " only (format 2 stores each current value once); there is no in-place upgrade: "
+      "remove the member's data dir and let it rejoin from a snapshot, or reload the data"));
 }
 
 }  // namespace kv_internal
@@ -301,7 +322,7 @@ absl::Status KvStore::CompactPhysicalLocked() {
       continue;
     }
     // The newest version of user_key at or below the target.
-    if (rev < target && it->value().size() == 1 && it->value()[0] == mvcc::TombstoneRecord()[0]) {
+    if (rev < target && mvcc::IsTombstone(it->value().ToStringView())) {
       RETURN_IF_ERROR(FromRocks(wb.Delete(hist, it->key()), "compact"));
     }
     for (it->Next(); it->Valid(); it->Next()) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -18,6 +19,7 @@ inline constexpr char kMetaCompact[] = "m/compact";
 inline constexpr char kMetaCompactDone[] = "m/compact_done";
 inline constexpr char kMetaMaxLease[] = "m/max_lease";
 inline constexpr char kMetaEventsFrom[] = "m/events_from";
+inline constexpr char kMetaFormat[] = "m/format";  // mvcc::kFormatVersion, BE64.
 inline constexpr char kSessionPrefix[] = "s/";
 inline constexpr char kExpiryPrefix[] = "e/";
 
@@ -41,6 +43,12 @@ class ReadSnapshot {
 };
 
 // The applied index stored in the (closed) RocksDB at db_dir, opened read-only.
+// kFailedPrecondition if it holds data of another on-disk format.
 [[nodiscard]] absl::StatusOr<uint64_t> ReadAppliedIndex(const std::string& db_dir);
+
+// OK iff the stored format record (absent: format 1) is mvcc::kFormatVersion; else a
+// one-line error naming both versions and db_dir.
+[[nodiscard]] absl::Status CheckFormat(const std::optional<std::string>& stored,
+                                       const std::string& db_dir);
 
 }  // namespace keel::storage::kv_internal

@@ -6,6 +6,7 @@ namespace keel::storage::mvcc {
 namespace {
 
 constexpr char kPutTag = 'P';
+constexpr char kCurrentTag = 'C';
 constexpr char kTombstoneTag = 'D';
 
 void AppendVarint(std::string* out, uint64_t v) {
@@ -98,38 +99,56 @@ absl::Status ParseHistoryKey(std::string_view key, std::string* user_key, int64_
   return absl::OkStatus();
 }
 
-void EncodePutRecord(const mvccpb::KeyValue& kv, std::string* out) {
-  out->clear();
-  out->reserve(kv.value().size() + 24);
-  out->push_back(kPutTag);
+namespace {
+
+void AppendMetadata(const mvccpb::KeyValue& kv, char tag, std::string* out) {
+  out->push_back(tag);
   AppendVarint(out, static_cast<uint64_t>(kv.create_revision()));
   AppendVarint(out, static_cast<uint64_t>(kv.mod_revision()));
   AppendVarint(out, static_cast<uint64_t>(kv.version()));
   AppendVarint(out, static_cast<uint64_t>(kv.lease()));
+}
+
+}  // namespace
+
+void EncodePutRecord(const mvccpb::KeyValue& kv, std::string* out) {
+  out->clear();
+  out->reserve(kv.value().size() + 24);
+  AppendMetadata(kv, kPutTag, out);
   out->append(kv.value());
+}
+
+void EncodeCurrentMarker(const mvccpb::KeyValue& kv, std::string* out) {
+  out->clear();
+  AppendMetadata(kv, kCurrentTag, out);
 }
 
 std::string TombstoneRecord() { return std::string(1, kTombstoneTag); }
 
-absl::Status DecodeRecord(std::string_view record, mvccpb::KeyValue* kv, bool* live) {
+bool IsTombstone(std::string_view record) {
+  return record.size() == 1 && record[0] == kTombstoneTag;
+}
+
+absl::Status DecodeRecord(std::string_view record, mvccpb::KeyValue* kv, RecordType* type) {
   if (record.empty()) return absl::DataLossError("mvcc: empty record");
   const char tag = record.front();
   record.remove_prefix(1);
   if (tag == kTombstoneTag && record.empty()) {
-    *live = false;
+    *type = RecordType::kTombstone;
     return absl::OkStatus();
   }
   uint64_t create = 0, mod = 0, version = 0, lease = 0;
-  if (tag != kPutTag || !ReadVarint(&record, &create) || !ReadVarint(&record, &mod) ||
-      !ReadVarint(&record, &version) || !ReadVarint(&record, &lease)) {
+  if ((tag != kPutTag && tag != kCurrentTag) || !ReadVarint(&record, &create) ||
+      !ReadVarint(&record, &mod) || !ReadVarint(&record, &version) ||
+      !ReadVarint(&record, &lease) || (tag == kCurrentTag && !record.empty())) {
     return absl::DataLossError("mvcc: malformed record");
   }
   kv->set_create_revision(static_cast<int64_t>(create));
   kv->set_mod_revision(static_cast<int64_t>(mod));
   kv->set_version(static_cast<int64_t>(version));
   kv->set_lease(static_cast<int64_t>(lease));
-  kv->set_value(record.data(), record.size());
-  *live = true;
+  kv->set_value(record.data(), record.size());  // Empty for a 'C' marker.
+  *type = tag == kPutTag ? RecordType::kPut : RecordType::kCurrent;
   return absl::OkStatus();
 }
 

@@ -9,8 +9,30 @@
 //
 // Records (values in the "kv" and "history" families):
 //   'P' varint(create_revision) varint(mod_revision) varint(version) varint(lease)
-//       value-bytes...            (a live key-value; the user key is not repeated)
+//       value-bytes...            (a full key-value; the user key is not repeated)
+//   'C' varint(create_revision) varint(mod_revision) varint(version) varint(lease)
+//                                 (history only: the key's CURRENT version, whose value
+//                                 is in "kv" — a marker, no value)
 //   'D'                           (history only: a tombstone, the key was deleted)
+//
+// Each value is stored once (on-disk format 2, kFormatVersion). "kv" holds every live
+// key's current version as a 'P' record; history holds that same version as a 'C'
+// marker, and only superseded versions as full 'P' records. The invariant, true in
+// every committed state (hence in every RocksDB snapshot): a key's newest history
+// record is 'C' iff the key is live, and then kv holds the key with that mod_revision;
+// every older record is 'P' or 'D'. The apply path keeps it in ONE WriteBatch: when a
+// key is overwritten or deleted, it already reads the old kv record (for
+// create_revision, version and prev_kv), so it rewrites the superseded version's
+// history record from 'C' to the full 'P' record in the same batch. A history reader
+// that meets 'C' reads the value from "kv" under the same snapshot (or apply batch)
+// and checks that its mod_revision matches (else kDataLoss, never a wrong value).
+// Why this design: the current version stays a single point read of "kv" (no change
+// to the hot path); history keeps one record per version, so historical scans,
+// compaction and the watch replay keep their shape and only resolve the marker; the
+// value moves to history exactly when it stops being current, at no extra read.
+// (Format 1 stored the current value in both families: twice the bytes for data that
+// is never overwritten.) Compaction never removes a 'C' marker: it is the key's newest
+// version, which compaction always keeps.
 //
 // Event log keys ("events" family): BigEndian64(revision) + BigEndian32(position of the
 // event within its revision) -> 'P' or 'D' + user key. All events in revision order,
@@ -45,11 +67,25 @@ void AppendEscaped(std::string* out, std::string_view user_key);
 [[nodiscard]] absl::Status ParseHistoryKey(std::string_view key, std::string* user_key,
                                            int64_t* revision);
 
+// The on-disk format this code reads and writes (see above); stored in the meta family.
+inline constexpr uint64_t kFormatVersion = 2;
+
+enum class RecordType {
+  kPut,        // 'P': a full key-value.
+  kCurrent,    // 'C': history's marker for the current version; the value is in "kv".
+  kTombstone,  // 'D': a delete.
+};
+
 // Encodes kv (all fields but the key) as a 'P' record.
 void EncodePutRecord(const mvccpb::KeyValue& kv, std::string* out);
+// Encodes kv's metadata (not its value) as a 'C' marker.
+void EncodeCurrentMarker(const mvccpb::KeyValue& kv, std::string* out);
 [[nodiscard]] std::string TombstoneRecord();
-// Decodes a record. Returns false in *live for a tombstone. kv->key is left as is.
-[[nodiscard]] absl::Status DecodeRecord(std::string_view record, mvccpb::KeyValue* kv, bool* live);
+[[nodiscard]] bool IsTombstone(std::string_view record);
+// Decodes a record. kv->key is left as is; for 'C' the value is cleared (the caller
+// resolves it from "kv"); for 'D' kv is untouched.
+[[nodiscard]] absl::Status DecodeRecord(std::string_view record, mvccpb::KeyValue* kv,
+                                        RecordType* type);
 
 // The event log (see above).
 [[nodiscard]] std::string EventLogKey(int64_t revision, uint32_t position);

@@ -10,9 +10,11 @@ namespace {
 
 std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
-// Fills `ev` with the event of `key` at `rev` from the history family.
-absl::Status LoadEvent(rocksdb::Iterator* hist, std::string_view key, int64_t rev,
-                       mvccpb::Event::EventType type, bool prev_kv, mvccpb::Event* ev) {
+// Fills `ev` with the event of `key` at `rev` from the history family (a current
+// version's value from "kv", through the decoder).
+absl::Status LoadEvent(rocksdb::Iterator* hist, HistoryDecoder* decoder, std::string_view key,
+                       int64_t rev, mvccpb::Event::EventType type, bool prev_kv,
+                       mvccpb::Event* ev) {
   ev->set_type(type);
   mvccpb::KeyValue* kv = ev->mutable_kv();
   hist->Seek(HistoryKey(key, rev));
@@ -29,7 +31,7 @@ absl::Status LoadEvent(rocksdb::Iterator* hist, std::string_view key, int64_t re
       return absl::DataLossError("mvcc: the event log names a version that history lacks");
     }
     bool live = false;
-    RETURN_IF_ERROR(DecodeRecord(View(hist->value()), kv, &live));
+    RETURN_IF_ERROR(decoder->Decode(key, rev, View(hist->value()), kv, &live));
     if (!live) return absl::DataLossError("mvcc: a put event whose history record is a tombstone");
   } else {
     kv->set_mod_revision(rev);  // etcd's delete event: the key and the revision only.
@@ -44,7 +46,7 @@ absl::Status LoadEvent(rocksdb::Iterator* hist, std::string_view key, int64_t re
     if (found_key == key && found_rev < rev) {
       mvccpb::KeyValue prev;
       bool live = false;
-      RETURN_IF_ERROR(DecodeRecord(View(hist->value()), &prev, &live));
+      RETURN_IF_ERROR(decoder->Decode(key, found_rev, View(hist->value()), &prev, &live));
       if (live) {
         prev.set_key(key.data(), key.size());
         *ev->mutable_prev_kv() = std::move(prev);
@@ -60,6 +62,7 @@ absl::Status ReadKeyEvents(MvccView& view, const std::string& key, int64_t from_
                            bool prev_kv, const EventReadLimits& limits, EventsChunk* out) {
   auto versions = view.NewIterator(Cf::kHistory, HistoryKeyAfterAllVersions(key));
   auto hist = view.NewIterator(Cf::kHistory, "");
+  HistoryDecoder decoder(view);
   size_t bytes = 0;
   std::string user_key;
   int64_t rev = 0;
@@ -70,11 +73,9 @@ absl::Status ReadKeyEvents(MvccView& view, const std::string& key, int64_t from_
       out->next_rev = rev;
       return FromRocks(versions->status(), "scan history");
     }
-    mvccpb::KeyValue unused;
-    bool live = false;
-    RETURN_IF_ERROR(DecodeRecord(View(versions->value()), &unused, &live));
+    const bool live = !IsTombstone(View(versions->value()));
     mvccpb::Event& ev = out->events.emplace_back();
-    RETURN_IF_ERROR(LoadEvent(hist.get(), key, rev,
+    RETURN_IF_ERROR(LoadEvent(hist.get(), &decoder, key, rev,
                               live ? mvccpb::Event::PUT : mvccpb::Event::DELETE, prev_kv, &ev));
     bytes += EventBytes(ev);
   }
@@ -89,6 +90,7 @@ absl::Status ReadIntervalEvents(MvccView& view, const KeyInterval& iv, int64_t f
                                 EventsChunk* out) {
   auto log = view.NewIterator(Cf::kEvents, EventLogKey(to_rev + 1, 0));
   auto hist = view.NewIterator(Cf::kHistory, "");
+  HistoryDecoder decoder(view);
   size_t bytes = 0, scanned = 0;
   int64_t current_rev = 0;
   std::string key;
@@ -107,7 +109,7 @@ absl::Status ReadIntervalEvents(MvccView& view, const KeyInterval& iv, int64_t f
     key.assign(entry.user_key);
     if (!iv.Contains(key)) continue;
     mvccpb::Event& ev = out->events.emplace_back();
-    RETURN_IF_ERROR(LoadEvent(hist.get(), key, entry.revision, entry.type, prev_kv, &ev));
+    RETURN_IF_ERROR(LoadEvent(hist.get(), &decoder, key, entry.revision, entry.type, prev_kv, &ev));
     bytes += EventBytes(ev);
   }
   RETURN_IF_ERROR(FromRocks(log->status(), "scan event log"));

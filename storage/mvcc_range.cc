@@ -28,9 +28,9 @@ absl::Status ScanCurrent(MvccView& view, const KeyInterval& iv, int64_t limit, b
     ++out->count;
     if (!Wanted(*out, limit, count_only)) continue;
     mvccpb::KeyValue kv;
-    bool live = false;
-    RETURN_IF_ERROR(DecodeRecord(ToString(it->value()), &kv, &live));
-    if (!live) return absl::DataLossError("mvcc: tombstone in the kv family");
+    RecordType type = RecordType::kPut;
+    RETURN_IF_ERROR(DecodeRecord(ToString(it->value()), &kv, &type));
+    if (type != RecordType::kPut) return absl::DataLossError("mvcc: a non-put record in kv");
     kv.set_key(std::move(key));
     out->kvs.push_back(std::move(kv));
   }
@@ -51,6 +51,7 @@ absl::Status ScanHistory(MvccView& view, const KeyInterval& iv, int64_t rev, int
   it->Seek(iv.single ? HistoryKey(iv.begin, rev) : begin);
   std::string user_key;
   int64_t version_rev = 0;
+  HistoryDecoder decoder(view);
   while (it->Valid()) {
     RETURN_IF_ERROR(ParseHistoryKey(ToString(it->key()), &user_key, &version_rev));
     if (!iv.Contains(user_key)) break;
@@ -59,12 +60,14 @@ absl::Status ScanHistory(MvccView& view, const KeyInterval& iv, int64_t rev, int
       it->Seek(HistoryKey(user_key, rev));
       continue;
     }
-    mvccpb::KeyValue kv;
-    bool live = false;
-    RETURN_IF_ERROR(DecodeRecord(ToString(it->value()), &kv, &live));
-    if (live) {
+    const std::string_view record(it->value().data(), it->value().size());
+    if (!IsTombstone(record)) {
       ++out->count;
       if (Wanted(*out, limit, count_only)) {
+        // Only a wanted key pays for its value (a marker's is a read of "kv").
+        mvccpb::KeyValue kv;
+        bool live = false;
+        RETURN_IF_ERROR(decoder.Decode(user_key, version_rev, record, &kv, &live));
         kv.set_key(user_key);
         out->kvs.push_back(std::move(kv));
       }
@@ -161,11 +164,54 @@ absl::StatusOr<bool> GetCurrent(MvccView& view, const std::string& key, mvccpb::
   std::string record;
   ASSIGN_OR_RETURN(bool found, view.Get(Cf::kKv, key, &record));
   if (!found) return false;
-  bool live = false;
-  RETURN_IF_ERROR(DecodeRecord(record, kv, &live));
-  if (!live) return absl::DataLossError("mvcc: tombstone in the kv family");
+  RecordType type = RecordType::kPut;
+  RETURN_IF_ERROR(DecodeRecord(record, kv, &type));
+  if (type != RecordType::kPut) return absl::DataLossError("mvcc: a non-put record in kv");
   kv->set_key(key);
   return true;
+}
+
+absl::Status HistoryDecoder::Decode(std::string_view user_key, int64_t rev, std::string_view record,
+                                    mvccpb::KeyValue* kv, bool* live) {
+  RecordType type = RecordType::kPut;
+  RETURN_IF_ERROR(DecodeRecord(record, kv, &type));
+  *live = type != RecordType::kTombstone;
+  if (type != RecordType::kCurrent) return absl::OkStatus();
+  if (kv->mod_revision() != rev) {
+    return absl::DataLossError("mvcc: a history marker whose revision is not its key's");
+  }
+  return ResolveCurrent(user_key, rev, kv);
+}
+
+absl::Status HistoryDecoder::ResolveCurrent(std::string_view user_key, int64_t rev,
+                                            mvccpb::KeyValue* kv) {
+  constexpr int kMaxSteps = 4;  // Beyond this a Seek is cheaper than stepping.
+  const rocksdb::Slice target(user_key.data(), user_key.size());
+  if (kv_it_ == nullptr) {
+    kv_it_ = view_.NewIterator(Cf::kKv, "");
+    kv_it_->Seek(target);
+  } else {
+    int steps = 0;
+    while (kv_it_->Valid() && kv_it_->key().compare(target) < 0 && steps < kMaxSteps) {
+      kv_it_->Next();
+      ++steps;
+    }
+    if (!kv_it_->Valid() || kv_it_->key().compare(target) != 0) kv_it_->Seek(target);
+  }
+  RETURN_IF_ERROR(FromRocks(kv_it_->status(), "read kv"));
+  if (!kv_it_->Valid() || kv_it_->key().compare(target) != 0) {
+    return absl::DataLossError("mvcc: history marks a version as current but the key is not in kv");
+  }
+  mvccpb::KeyValue current;
+  RecordType type = RecordType::kPut;
+  RETURN_IF_ERROR(DecodeRecord(std::string_view(kv_it_->value().data(), kv_it_->value().size()),
+                               &current, &type));
+  if (type != RecordType::kPut || current.mod_revision() != rev) {
+    return absl::DataLossError(
+        "mvcc: history marks a version as current but kv holds another version");
+  }
+  kv->set_value(std::move(*current.mutable_value()));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RangeKeysResult> RangeKeys(MvccView& view, const KeyInterval& iv, int64_t rev,

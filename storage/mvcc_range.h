@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -56,5 +58,28 @@ struct RangeKeysResult {
 // The current key-value of `key` ("kv" family); false when absent.
 [[nodiscard]] absl::StatusOr<bool> GetCurrent(MvccView& view, const std::string& key,
                                               mvccpb::KeyValue* kv);
+
+// Decodes history records into key-values, reading the value of a 'C' marker (the
+// key's current version, mvcc_encoding.h) from the "kv" family of the SAME view, so
+// both come from one snapshot (or one apply batch). Keeps one "kv" iterator: history
+// readers visit keys in increasing order, so the next marker's key is usually a step
+// or two ahead (Next) rather than a fresh Seek.
+class HistoryDecoder {
+ public:
+  explicit HistoryDecoder(MvccView& view) : view_(view) {}
+
+  // Decodes the record of `user_key` at revision `rev`; *live is false for a tombstone
+  // (kv untouched). kDataLoss if a marker does not match the key's current version.
+  // kv->key is left as is.
+  [[nodiscard]] absl::Status Decode(std::string_view user_key, int64_t rev, std::string_view record,
+                                    mvccpb::KeyValue* kv, bool* live);
+
+ private:
+  [[nodiscard]] absl::Status ResolveCurrent(std::string_view user_key, int64_t rev,
+                                            mvccpb::KeyValue* kv);
+
+  MvccView& view_;
+  std::unique_ptr<rocksdb::Iterator> kv_it_;
+};
 
 }  // namespace keel::storage::mvcc

@@ -54,6 +54,15 @@ absl::StatusOr<bool> WriteTxn::LeaseExists(int64_t id) {
   return view_->Get(Cf::kLease, LeaseRecordKey(id), &unused);
 }
 
+// `prev` (the key's current version, just read from "kv") stops being current: its
+// history record becomes the full record, replacing the 'C' marker, in this batch
+// (mvcc_encoding.h). The marker is always there: compaction keeps a key's newest version.
+absl::Status WriteTxn::Supersede(const mvccpb::KeyValue& prev) {
+  std::string record;
+  EncodePutRecord(prev, &record);
+  return BatchPut(Cf::kHistory, HistoryKey(prev.key(), prev.mod_revision()), record);
+}
+
 absl::Status WriteTxn::WritePut(const std::string& key, const std::string& value, int64_t lease,
                                 const mvccpb::KeyValue* prev) {
   changed_ = true;
@@ -66,8 +75,10 @@ absl::Status WriteTxn::WritePut(const std::string& key, const std::string& value
   kv.set_version(prev != nullptr ? prev->version() + 1 : 1);
   kv.set_lease(lease);
   std::string record;
+  if (prev != nullptr) RETURN_IF_ERROR(Supersede(*prev));
   EncodePutRecord(kv, &record);
   RETURN_IF_ERROR(BatchPut(Cf::kKv, key, record));
+  EncodeCurrentMarker(kv, &record);
   RETURN_IF_ERROR(BatchPut(Cf::kHistory, HistoryKey(key, rev), record));
   RETURN_IF_ERROR(LogEvent(mvccpb::Event::PUT, key));
   const int64_t prev_lease = prev != nullptr ? prev->lease() : 0;
@@ -87,6 +98,7 @@ absl::Status WriteTxn::WritePut(const std::string& key, const std::string& value
 absl::Status WriteTxn::WriteDelete(const mvccpb::KeyValue& prev) {
   changed_ = true;
   const int64_t rev = Rev();
+  RETURN_IF_ERROR(Supersede(prev));
   RETURN_IF_ERROR(BatchDelete(Cf::kKv, prev.key()));
   RETURN_IF_ERROR(BatchPut(Cf::kHistory, HistoryKey(prev.key(), rev), TombstoneRecord()));
   RETURN_IF_ERROR(LogEvent(mvccpb::Event::DELETE, prev.key()));

@@ -59,6 +59,7 @@ class WriteTxn {
   [[nodiscard]] absl::Status WritePut(const std::string& key, const std::string& value,
                                       int64_t lease, const mvccpb::KeyValue* prev);
   [[nodiscard]] absl::Status WriteDelete(const mvccpb::KeyValue& prev);
+  [[nodiscard]] absl::Status Supersede(const mvccpb::KeyValue& prev);
   [[nodiscard]] absl::Status LogEvent(mvccpb::Event::EventType type, const std::string& key);
   [[nodiscard]] absl::StatusOr<etcdserverpb::DeleteRangeResponse> DeleteRangeNoCheck(
       const etcdserverpb::DeleteRangeRequest& r);

@@ -1,12 +1,20 @@
 // Model-based test: random operations applied to KvStore and to KvModel (an in-memory
-// reference) must give identical answers, events and reads at random revisions.
+// reference) must give identical answers, events and reads at random revisions. Keys
+// are few, so overwrites, deletes, historical reads, compactions and watch replays
+// (ReadEvents, single key and interval, with and without prev_kv) interleave heavily:
+// that is what checks the current-version markers of history (mvcc_encoding.h) — each
+// read of a past revision meets versions that were current then and were superseded
+// since, or are current still (the value then comes from "kv").
 // KEEL_KV_MODEL_SEEDS / KEEL_KV_MODEL_OPS / KEEL_KV_MODEL_FIRST_SEED tune the run (the
 // `long` CTest variant runs more); a failure prints the seed to replay.
 #include "tests/unit/storage/kv_model.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -59,7 +67,12 @@ class Gen {
     if (Chance(5)) return "";
     return std::string(static_cast<size_t>(Uniform(1, 12)), static_cast<char>('a' + Uniform(0, 5)));
   }
-  int64_t Rev(int64_t current) { return Chance(50) ? 0 : Uniform(-1, current + 1); }
+  int64_t Rev(int64_t current) {
+    if (Chance(40)) return 0;
+    // Just-superseded revisions half the time: where a version was current a moment ago.
+    if (Chance(50)) return std::max<int64_t>(1, current - Uniform(0, 3));
+    return Uniform(-1, current + 1);
+  }
 
   etcdserverpb::RangeRequest Range(int64_t current) {
     etcdserverpb::RangeRequest r;
@@ -147,7 +160,9 @@ class Gen {
     } else if (kind < 85) {
       *r.mutable_txn() = Txn(current, 2);
     } else if (kind < 90) {
-      r.mutable_compaction()->set_revision(Uniform(0, current + 1));
+      // Mostly close behind the head, so compaction keeps pace with the writes.
+      r.mutable_compaction()->set_revision(
+          Chance(70) ? std::max<int64_t>(1, current - Uniform(0, 6)) : Uniform(0, current + 1));
     } else if (kind < 96) {
       r.mutable_lease_grant()->set_id(Uniform(0, 4));
       r.mutable_lease_grant()->set_ttl(Uniform(0, 100));
@@ -170,6 +185,54 @@ void Same(const google::protobuf::Message& a, const google::protobuf::Message& b
                                << "\nmodel: " << b.ShortDebugString();
 }
 
+// The events Apply reported, by revision (already checked against the model's).
+using EventLog = std::map<int64_t, std::vector<mvccpb::Event>>;
+
+// A watch replay (KvStore::ReadEvents, read in small pieces) of a random key or
+// interval from a random watchable revision must give the events Apply reported then.
+// prev_kv may be missing only for an event at the compaction point (its previous
+// version may be compacted away, as in etcd).
+void CheckReplay(const KvStore& store, const EventLog& log, Gen& gen) {
+  const std::string key = gen.Key();
+  if (key.empty()) return;
+  const mvcc::KeyInterval iv = mvcc::KeyInterval::From(key, gen.Chance(50) ? "" : gen.End(key));
+  const int64_t oldest = store.OldestWatchableRevision();
+  const int64_t head = store.Revision();
+  if (oldest > head) return;
+  const int64_t from = gen.Chance(50) ? std::max(oldest, head - gen.Uniform(0, 4))
+                                      : gen.Uniform(std::max<int64_t>(oldest, 1), head);
+  const bool prev_kv = gen.Chance(50);
+  std::vector<mvccpb::Event> want;
+  for (auto it = log.lower_bound(from); it != log.end(); ++it) {
+    for (const auto& ev : it->second) {
+      if (iv.Contains(ev.kv().key())) want.push_back(ev);
+    }
+  }
+  std::vector<mvccpb::Event> got;
+  mvcc::EventReadLimits limits;
+  limits.max_bytes = static_cast<size_t>(gen.Uniform(1, 400));
+  for (int64_t next = from; next <= head;) {
+    auto chunk = store.ReadEvents(iv, next, prev_kv, limits);
+    ASSERT_TRUE(chunk.ok()) << chunk.status() << " from " << next;
+    ASSERT_GT(chunk->next_rev, next);
+    for (auto& ev : chunk->events) got.push_back(std::move(ev));
+    next = chunk->next_rev;
+  }
+  const std::string what = "replay of [" + iv.begin + ", " + iv.end +
+                           ") single=" + std::to_string(iv.single) + " from " +
+                           std::to_string(from) + " prev_kv=" + std::to_string(prev_kv);
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    mvccpb::Event expected = want[i];
+    if (!prev_kv) {
+      expected.clear_prev_kv();
+    } else if (!got[i].has_prev_kv() && expected.kv().mod_revision() == store.CompactRevision()) {
+      expected.clear_prev_kv();
+    }
+    Same(got[i], expected, what + ", event " + std::to_string(i));
+  }
+}
+
 void RunSeed(uint64_t seed, int64_t ops) {
   SCOPED_TRACE(::testing::Message() << "seed " << seed << " (replay: KEEL_KV_MODEL_FIRST_SEED="
                                     << seed << " KEEL_KV_MODEL_SEEDS=1)");
@@ -179,6 +242,7 @@ void RunSeed(uint64_t seed, int64_t ops) {
   options.compaction_batch_keys = 7;  // Exercise many small compaction batches.
   auto store = std::move(KvStore::Open(options)).value();
   KvModel model;
+  EventLog log;
   Gen gen(seed);
   uint64_t index = 0;
   for (int64_t done = 0; done < ops && !::testing::Test::HasFailure();) {
@@ -203,15 +267,20 @@ void RunSeed(uint64_t seed, int64_t ops) {
       Same(got.response, want.response, "response of op " + std::to_string(done + i));
       ASSERT_EQ(got.events.size(), want.events.size()) << "op " << done + i;
       for (size_t e = 0; e < got.events.size(); ++e) Same(got.events[e], want.events[e], "event");
+      for (const auto& ev : got.events) log[ev.kv().mod_revision()].push_back(ev);
     }
     done += n;
     ASSERT_EQ(store->Revision(), model.revision());
-    for (int r = 0; r < 3; ++r) {
+    for (int r = 0; r < 4; ++r) {
       const auto req = gen.Range(model.revision());
       auto got = store->Range(req);
       auto want = model.Range(req);
       ASSERT_EQ(got.status(), want.status()) << req.ShortDebugString();
       if (got.ok()) Same(*got, *want, "range " + req.ShortDebugString());
+    }
+    if (gen.Chance(30)) {
+      CheckReplay(*store, log, gen);
+      if (::testing::Test::HasFatalFailure()) return;
     }
     if (gen.Chance(2)) {  // Reopen: everything must come back from disk.
       store.reset();

@@ -2,9 +2,14 @@
 // semantics (batches, skipping, dedup) and persistence across reopen.
 #include "storage/kv_store.h"
 
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "storage/mvcc_encoding.h"
 #include "tests/unit/storage/kv_test_util.h"
 
 namespace keel::storage {
@@ -291,6 +296,94 @@ TEST_F(KvStoreTest, KeysWithZeroBytesKeepOrderInHistory) {
   EXPECT_EQ(cur, (std::vector<std::string>{a, a0, a00, "a\x01"}));
   EXPECT_EQ(hist, cur);
   EXPECT_EQ(Keys(Get(RangeReq(a0, "", 3))), (std::vector<std::string>{a0}));
+}
+
+// Opens the store's live RocksDB directly (every column family), to change records
+// behind KvStore's back.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& store_dir) {
+    const std::string path = store_dir + "/db-1";
+    std::vector<std::string> names;
+    KEEL_CHECK(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    rocksdb::DB* raw = nullptr;
+    KEEL_CHECK(rocksdb::DB::Open(rocksdb::DBOptions(), path, descs, &handles_, &raw).ok());
+    db_.reset(raw);
+    for (size_t i = 0; i < names.size(); ++i) by_name_[names[i]] = handles_[i];
+  }
+  ~RawDb() {
+    for (auto* h : handles_) (void)db_->DestroyColumnFamilyHandle(h);
+  }
+  rocksdb::DB* db() { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* cf(const std::string& name) { return by_name_.at(name); }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name_;
+};
+
+// Each value is stored once: a live key's history record is a marker, which a read at
+// a past revision resolves from "kv" and checks — a mismatch is kDataLoss, never a
+// wrong value.
+TEST(KvStoreFormatTest, HistoryMarkerMustMatchTheCurrentVersion) {
+  TempDir dir;
+  {
+    KvHarness h(dir.path());
+    ASSERT_TRUE(h.Apply(PutReq("k", "v1")).status.ok());     // rev 2
+    ASSERT_TRUE(h.Apply(PutReq("other", "x")).status.ok());  // rev 3
+    auto old = h.store().Range(RangeReq("k", "", 2));
+    ASSERT_TRUE(old.ok()) << old.status();
+    ASSERT_EQ(old->kvs_size(), 1);
+    EXPECT_EQ(old->kvs(0).value(), "v1");
+  }
+  {
+    RawDb raw(dir.path());
+    mvccpb::KeyValue forged;
+    forged.set_create_revision(2);
+    forged.set_mod_revision(99);
+    forged.set_version(1);
+    forged.set_value("forged");
+    std::string record;
+    mvcc::EncodePutRecord(forged, &record);
+    ASSERT_TRUE(raw.db()->Put(rocksdb::WriteOptions(), raw.cf("kv"), "k", record).ok());
+  }
+  KvHarness h(dir.path());
+  auto old = h.store().Range(RangeReq("k", "", 2));
+  EXPECT_EQ(old.status().code(), absl::StatusCode::kDataLoss) << old.status();
+}
+
+// A data dir of the old format (values in both kv and history, no format record) is
+// refused at open with both versions named.
+TEST(KvStoreFormatTest, OldFormatDataDirIsRefused) {
+  TempDir dir;
+  {
+    KvHarness h(dir.path());
+    ASSERT_TRUE(h.Apply(PutReq("k", "v")).status.ok());
+  }
+  {
+    RawDb raw(dir.path());
+    ASSERT_TRUE(raw.db()->Delete(rocksdb::WriteOptions(), raw.cf("default"), "m/format").ok());
+  }
+  KvStoreOptions o;
+  o.dir = dir.path();
+  auto s = KvStore::Open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("format 1"), std::string::npos) << s.status();
+  EXPECT_NE(s.status().message().find("format 2"), std::string::npos) << s.status();
+  {
+    RawDb raw(dir.path());  // A newer format is refused likewise.
+    ASSERT_TRUE(
+        raw.db()
+            ->Put(rocksdb::WriteOptions(), raw.cf("default"), "m/format", mvcc::BigEndian64(3))
+            .ok());
+  }
+  s = KvStore::Open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("format 3"), std::string::npos) << s.status();
 }
 
 }  // namespace
