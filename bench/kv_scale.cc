@@ -1,9 +1,13 @@
 // kv_scale: the storage scale benchmark (issue 3, section 5; not in CI). Loads a KvStore
-// with incompressible values in large batched Apply calls and, each time the store's
-// on-disk size passes a checkpoint (--checkpoints-gb), pauses loading and measures
+// with incompressible values in large batched Apply calls and, each time the loaded
+// USER data (keys + values, --checkpoints-gb; or the on-disk size with --by-disk)
+// passes a checkpoint, pauses loading and measures
 //   - point-get latency: KvStore::Range of one random existing key (--gets samples);
 //   - put latency: single-entry Apply of a new key (--puts samples), with a Sync()
 //     (WAL fsync) every 100 puts, timed separately so the fsync cost is its own column.
+// With --settle, it first waits (up to --settle-max-minutes) until RocksDB has no
+// flush or compaction pending or running, so the figures are the store's, not those of
+// the background compaction of what was just loaded; the wait is its own column.
 // One table row per checkpoint, flushed at once so a partial run still gives figures.
 // Keys are 16 hex characters of splitmix64(seed + i): random-looking (spread over the
 // whole key space like hashed ids) yet reproducible from i, so a random existing key is
@@ -13,7 +17,8 @@
 // space falls below --min-free-gb; the tool then measures the size it reached and says
 // why it stopped. The data directory is removed at exit unless --keep.
 //
-// Run: build/bench/kv_scale --dir /work/kvscale --checkpoints-gb 1,5,10,20 --max-minutes 35
+// Run: build/bench/kv_scale --dir /work/kvscale --checkpoints-gb 1,5,10,20 --settle
+#include <stdlib.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -27,6 +32,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -52,13 +58,18 @@ struct Flags {
   double min_free_gb = 25;
   uint64_t seed = 1;
   bool keep = false;
+  bool by_disk = false;  // Checkpoints on on-disk size instead of user data.
+  bool settle = false;
+  double settle_max_minutes = 10;
 };
 
 [[noreturn]] void Usage(const char* msg) {
-  std::fprintf(stderr,
-               "kv_scale: %s\nflags: --dir D --checkpoints-gb 1,5,10,20 --value-bytes N "
-               "--batch N --gets N --puts N --max-minutes M --min-free-gb G --seed S --keep\n",
-               msg);
+  std::fprintf(
+      stderr,
+      "kv_scale: %s\nflags: --dir D --checkpoints-gb 1,5,10,20 --value-bytes N "
+      "--batch N --gets N --puts N --max-minutes M --min-free-gb G --seed S --keep --by-disk "
+      "--settle --settle-max-minutes M\n",
+      msg);
   std::exit(2);
 }
 
@@ -66,8 +77,8 @@ Flags ParseFlags(int argc, char** argv) {
   Flags f;
   for (int i = 1; i < argc; ++i) {
     const absl::string_view a = argv[i];
-    if (a == "--keep") {
-      f.keep = true;
+    if (a == "--keep" || a == "--by-disk" || a == "--settle") {
+      (a == "--keep" ? f.keep : a == "--by-disk" ? f.by_disk : f.settle) = true;
       continue;
     }
     if (i + 1 >= argc) Usage("missing flag value");
@@ -95,6 +106,8 @@ Flags ParseFlags(int argc, char** argv) {
       ok = absl::SimpleAtod(v, &f.max_minutes);
     } else if (a == "--min-free-gb") {
       ok = absl::SimpleAtod(v, &f.min_free_gb);
+    } else if (a == "--settle-max-minutes") {
+      ok = absl::SimpleAtod(v, &f.settle_max_minutes);
     } else if (a == "--seed") {
       ok = absl::SimpleAtoi(v, &f.seed);
     } else {
@@ -179,14 +192,15 @@ class Scale {
     store_ = std::move(s).value();
     std::printf(
         "kv_scale: dir=%s value_bytes=%llu batch=%llu gets=%llu puts=%llu "
-        "free=%.1f GB\n",
+        "checkpoints on %s, settle=%s, free=%.1f GB\n",
         f_.dir.c_str(), static_cast<unsigned long long>(f_.value_bytes),
         static_cast<unsigned long long>(f_.batch), static_cast<unsigned long long>(f_.gets),
-        static_cast<unsigned long long>(f_.puts), FreeGb(f_.dir));
+        static_cast<unsigned long long>(f_.puts), f_.by_disk ? "on-disk size" : "user data",
+        f_.settle ? "yes" : "no", FreeGb(f_.dir));
     std::printf(
-        "| size GB | keys | load MB/s | get p50 us | get p99 us | put p50 us | "
-        "put p99 us | sync p50 us | sync p99 us | elapsed min |\n");
-    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        "| user GB | on-disk GB | keys | load MB/s | settle s | get p50 us | get p99 us | "
+        "put p50 us | put p99 us | sync p50 us | sync p99 us | elapsed min | load avg |\n");
+    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     std::fflush(stdout);
 
     const auto start = Clock::now();
@@ -204,9 +218,10 @@ class Scale {
         load_time += Clock::now() - t0;
         loaded_bytes += f_.batch * (16 + f_.value_bytes);
       }
-      const double size_gb = static_cast<double>(DirBytes(f_.dir)) / 1e9;
+      const double size_gb = f_.by_disk ? static_cast<double>(DirBytes(f_.dir)) / 1e9
+                                        : static_cast<double>(UserBytes()) / 1e9;
       if (size_gb >= f_.checkpoints_gb[next]) {
-        Measure(size_gb, loaded_bytes, load_time, start);
+        Measure(loaded_bytes, load_time, start);
         loaded_bytes = 0;
         load_time = {};
         while (next < f_.checkpoints_gb.size() && size_gb >= f_.checkpoints_gb[next]) ++next;
@@ -218,7 +233,7 @@ class Scale {
         stop_reason = "free disk space under --min-free-gb";
       }
       if (!stop_reason.empty()) {
-        Measure(size_gb, loaded_bytes, load_time, start);
+        Measure(loaded_bytes, load_time, start);
         std::printf("stopped before %.0f GB: %s (free %.1f GB)\n", f_.checkpoints_gb[next],
                     stop_reason.c_str(), FreeGb(f_.dir));
         break;
@@ -249,8 +264,29 @@ class Scale {
     keys_ += f_.batch;
   }
 
-  void Measure(double size_gb, uint64_t loaded_bytes, Clock::duration load_time,
-               Clock::time_point start) {
+  uint64_t UserBytes() const { return keys_ * (16 + f_.value_bytes); }
+
+  // Waits until RocksDB has no flush or compaction pending or running (or the time
+  // limit passes); returns the seconds waited.
+  double Settle() {
+    const auto t0 = Clock::now();
+    const auto limit = std::chrono::duration<double>(f_.settle_max_minutes * 60);
+    while (Clock::now() - t0 < limit) {
+      const auto pending = store_->RocksIntProperty("rocksdb.compaction-pending");
+      const auto compactions = store_->RocksIntProperty("rocksdb.num-running-compactions");
+      const auto flushes = store_->RocksIntProperty("rocksdb.num-running-flushes");
+      const auto memtable_flush = store_->RocksIntProperty("rocksdb.mem-table-flush-pending");
+      KEEL_CHECK(pending && compactions && flushes && memtable_flush);
+      if (*pending == 0 && *compactions == 0 && *flushes == 0 && *memtable_flush == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+
+  void Measure(uint64_t loaded_bytes, Clock::duration load_time, Clock::time_point start) {
+    const double settle_s = f_.settle ? Settle() : 0.0;
+    const double user_gb = static_cast<double>(UserBytes()) / 1e9;
+    const double disk_gb = static_cast<double>(DirBytes(f_.dir)) / 1e9;
     std::vector<double> gets;
     gets.reserve(f_.gets);
     etcdserverpb::RangeRequest req;
@@ -281,13 +317,17 @@ class Scale {
       }
     }
     const double load_s = std::chrono::duration<double>(load_time).count();
-    std::printf("| %.2f | %llu | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f |\n",
-                size_gb, static_cast<unsigned long long>(keys_),
-                load_s > 0 ? static_cast<double>(loaded_bytes) / 1e6 / load_s : 0.0,
-                Percentile(&gets, 0.5), Percentile(&gets, 0.99), Percentile(&puts, 0.5),
-                Percentile(&puts, 0.99), syncs.empty() ? 0.0 : Percentile(&syncs, 0.5),
-                syncs.empty() ? 0.0 : Percentile(&syncs, 0.99),
-                std::chrono::duration<double>(Clock::now() - start).count() / 60);
+    double load_avg[1] = {0};
+    if (::getloadavg(load_avg, 1) != 1) load_avg[0] = -1;
+    std::printf(
+        "| %.2f | %.2f | %llu | %.1f | %.0f | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | "
+        "%.1f |\n",
+        user_gb, disk_gb, static_cast<unsigned long long>(keys_),
+        load_s > 0 ? static_cast<double>(loaded_bytes) / 1e6 / load_s : 0.0, settle_s,
+        Percentile(&gets, 0.5), Percentile(&gets, 0.99), Percentile(&puts, 0.5),
+        Percentile(&puts, 0.99), syncs.empty() ? 0.0 : Percentile(&syncs, 0.5),
+        syncs.empty() ? 0.0 : Percentile(&syncs, 0.99),
+        std::chrono::duration<double>(Clock::now() - start).count() / 60, load_avg[0]);
     std::fflush(stdout);
   }
 
