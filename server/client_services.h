@@ -21,6 +21,7 @@
 #include "server/lease_manager.h"
 #include "server/membership.h"
 #include "server/raft_node.h"
+#include "server/space_quota.h"
 #include "storage/kv_store.h"
 
 namespace keel::server {
@@ -43,6 +44,9 @@ struct ClientServiceContext {
   absl::Duration request_timeout = absl::Seconds(7);
   // Directories whose size Status reports as the database size.
   std::vector<std::string> data_dirs;
+  // --quota-backend-bytes (null: none): writes that need space are refused up front
+  // while it is exceeded (the state machine refuses them once NOSPACE is raised).
+  const SpaceQuota* quota = nullptr;
   std::string version = "3.5.0";
 };
 
@@ -111,6 +115,9 @@ class LeaseForwardService final : public internalpb::LeaseForward::CallbackServi
   const ClientServiceContext* ctx_;
 };
 
+// Maintenance: Status, Alarm (GET answered locally; ACTIVATE/DEACTIVATE through raft),
+// Defragment (a RocksDB flush + full compaction), Hash / HashKV (of the local state
+// machine), Snapshot (a stream of keel's snapshot file, storage/snapshot_file.h).
 class MaintenanceService final : public etcdserverpb::Maintenance::CallbackService {
  public:
   explicit MaintenanceService(const ClientServiceContext* ctx) : ctx_(ctx) {}
@@ -120,6 +127,17 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
   grpc::ServerUnaryReactor* Alarm(grpc::CallbackServerContext* call,
                                   const etcdserverpb::AlarmRequest* req,
                                   etcdserverpb::AlarmResponse* resp) override;
+  grpc::ServerUnaryReactor* Defragment(grpc::CallbackServerContext* call,
+                                       const etcdserverpb::DefragmentRequest* req,
+                                       etcdserverpb::DefragmentResponse* resp) override;
+  grpc::ServerUnaryReactor* Hash(grpc::CallbackServerContext* call,
+                                 const etcdserverpb::HashRequest* req,
+                                 etcdserverpb::HashResponse* resp) override;
+  grpc::ServerUnaryReactor* HashKV(grpc::CallbackServerContext* call,
+                                   const etcdserverpb::HashKVRequest* req,
+                                   etcdserverpb::HashKVResponse* resp) override;
+  grpc::ServerWriteReactor<etcdserverpb::SnapshotResponse>* Snapshot(
+      grpc::CallbackServerContext* call, const etcdserverpb::SnapshotRequest* req) override;
 
  private:
   const ClientServiceContext* ctx_;

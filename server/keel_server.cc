@@ -207,6 +207,9 @@ absl::Status KeelServer::Open() {
   service_context_.request_timeout =
       absl::Seconds(5) + absl::Milliseconds(2 * c.election_timeout_ms);
   service_context_.data_dirs = {c.data_dir + "/log", c.data_dir + "/kv"};
+  space_quota_ =
+      std::make_unique<SpaceQuota>(c.quota_backend_bytes, c.member_id, kv_.get(), node_.get());
+  service_context_.quota = space_quota_.get();
   {
     grpc::ServerBuilder builder;
     std::vector<int> ports(c.listen_peer_urls.size(), 0);
@@ -232,6 +235,7 @@ absl::Status KeelServer::Open() {
   }
   RETURN_IF_ERROR(node_->Start());
   lease_manager_->Start();
+  space_quota_->Start();
 
   kv_service_ = std::make_unique<KvService>(&service_context_);
   lease_service_ = std::make_unique<LeaseService>(&service_context_);
@@ -292,6 +296,7 @@ void KeelServer::Shutdown(absl::Duration grace) {
     });
     done.wait_for(std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
   }
+  if (space_quota_) space_quota_->Stop();
   if (node_) node_->Stop();
   // Answers the lease calls still waiting (so the client port's shutdown can finish).
   if (lease_manager_) lease_manager_->Stop();
@@ -310,6 +315,7 @@ void KeelServer::Shutdown(absl::Duration grace) {
   read_executor_.reset();
   transport_.reset();
   node_.reset();
+  space_quota_.reset();  // After the node: it fails the quota's pending proposal.
   lease_manager_.reset();
   watch_hub_.reset();  // After the node: its apply thread publishes to the hub.
   kv_.reset();

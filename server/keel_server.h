@@ -21,6 +21,7 @@
 #include "server/peer_transport.h"
 #include "server/raft_node.h"
 #include "server/server_config.h"
+#include "server/space_quota.h"
 #include "server/watch_hub.h"
 #include "server/watch_service.h"
 #include "storage/kv_store.h"
@@ -58,6 +59,7 @@ class KeelServer {
   std::unique_ptr<Executor> read_executor_;
   std::unique_ptr<MemberDirectory> members_;
   std::unique_ptr<LeaseManager> lease_manager_;
+  std::unique_ptr<SpaceQuota> space_quota_;
   ClientServiceContext service_context_;
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<LeaseService> lease_service_;

@@ -38,8 +38,8 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* call,
                                          const etcdserverpb::PutRequest* req,
                                          etcdserverpb::PutResponse* resp) {
   return ServeWrite(
-      ctx_, call, *req, resp, storage::mvcc::ValidatePut(*req), /*with_request_id=*/true,
-      [](internalpb::Request* r) { return r->mutable_put(); },
+      ctx_, call, *req, resp, CheckSpace(ctx_, storage::mvcc::ValidatePut(*req)),
+      /*with_request_id=*/true, [](internalpb::Request* r) { return r->mutable_put(); },
       [](internalpb::Response* r, etcdserverpb::PutResponse* out) { out->Swap(r->mutable_put()); });
 }
 
@@ -57,8 +57,10 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ca
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* call,
                                          const etcdserverpb::TxnRequest* req,
                                          etcdserverpb::TxnResponse* resp) {
+  absl::Status status = storage::mvcc::ValidateTxn(*req, ctx_->max_txn_ops);
+  if (status.ok() && SpaceShort(ctx_) && TxnHasPut(*req)) status = storage::mvcc::ErrNoSpace();
   return ServeWrite(
-      ctx_, call, *req, resp, storage::mvcc::ValidateTxn(*req, ctx_->max_txn_ops),
+      ctx_, call, *req, resp, status,
       /*with_request_id=*/true, [](internalpb::Request* r) { return r->mutable_txn(); },
       [](internalpb::Response* r, etcdserverpb::TxnResponse* out) { out->Swap(r->mutable_txn()); });
 }

@@ -80,7 +80,7 @@ grpc::ServerUnaryReactor* LeaseService::LeaseGrant(grpc::CallbackServerContext* 
   etcdserverpb::LeaseGrantRequest grant = *req;
   grant.set_ttl(std::max(grant.ttl(), ctx_->min_lease_ttl_s));
   return ServeWrite(
-      ctx_, call, grant, resp, absl::OkStatus(), /*with_request_id=*/true,
+      ctx_, call, grant, resp, CheckSpace(ctx_, absl::OkStatus()), /*with_request_id=*/true,
       [](internalpb::Request* r) { return r->mutable_lease_grant(); },
       [](internalpb::Response* r, etcdserverpb::LeaseGrantResponse* out) {
         out->Swap(r->mutable_lease_grant());

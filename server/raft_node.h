@@ -41,6 +41,7 @@
 #include "server/peer_transport.h"
 #include "storage/kv_store.h"
 #include "storage/raft_log_store.h"
+#include "storage/snapshot.h"
 
 namespace keel::server {
 
@@ -136,6 +137,11 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // confirmed by the leader; then a local read is linearizable. Reads requested
   // together share one confirmation round.
   void ReadBarrier(absl::Time deadline, ReadCallback done);
+
+  // A consistent snapshot of the state machine as of now (Maintenance.Snapshot): a
+  // checkpoint taken on the apply thread between two batches, in the snapshot dir; the
+  // reader removes it when destroyed. Blocks until the apply thread took it.
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<storage::SnapshotReader>> CheckpointStateMachine();
 
   [[nodiscard]] NodeStatus Status() const;
   [[nodiscard]] uint64_t term() const { return term_.load(); }

@@ -35,8 +35,7 @@ class ChunkReader final : public SnapshotChunkReader {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SnapshotChunkReader>> RaftNode::OpenSnapshot(
-    const raftpb::Message& msg_snap) {
+absl::StatusOr<std::unique_ptr<storage::SnapshotReader>> RaftNode::CheckpointStateMachine() {
   const std::string dir =
       absl::StrCat(options_.snapshot_dir, "/send-", next_checkpoint_id_.fetch_add(1));
   std::unique_ptr<storage::SnapshotReader> reader;
@@ -47,6 +46,12 @@ absl::StatusOr<std::unique_ptr<SnapshotChunkReader>> RaftNode::OpenSnapshot(
     ASSIGN_OR_RETURN(reader, storage::SnapshotReader::Create(*kv_, meta, dir));
     return absl::OkStatus();
   }));
+  return reader;
+}
+
+absl::StatusOr<std::unique_ptr<SnapshotChunkReader>> RaftNode::OpenSnapshot(
+    const raftpb::Message& msg_snap) {
+  ASSIGN_OR_RETURN(std::unique_ptr<storage::SnapshotReader> reader, CheckpointStateMachine());
   return std::unique_ptr<SnapshotChunkReader>(new ChunkReader(std::move(reader)));
 }
 

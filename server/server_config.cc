@@ -104,6 +104,11 @@ absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv) {
   app.add_option("--block-cache-bytes", c.block_cache_bytes,
                  "RocksDB block cache for the key-value store, bytes")
       ->capture_default_str();
+  app.add_option("--quota-backend-bytes", c.quota_backend_bytes,
+                 "Live data size past which a NOSPACE alarm makes the cluster "
+                 "read-and-delete-only, bytes (0: no quota)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 50))
+      ->capture_default_str();
 #if KEEL_FAILPOINTS_COMPILED
   app.add_option("--failpoints-file", c.failpoints_file,
                  "TEST BUILD: fault injection settings, re-read when the file changes");

@@ -29,6 +29,12 @@ struct ServerConfig {
   uint64_t max_request_bytes = 1536 * 1024;
   int64_t max_txn_ops = 128;
   uint64_t block_cache_bytes = 256ull << 20;
+  // etcd's --quota-backend-bytes: once the state machine's live data (KvStore::Space)
+  // exceeds it, a NOSPACE alarm makes the cluster read-and-delete-only. etcd defaults
+  // to 2 GiB because bbolt's file must fit in memory-mapped space; keel's RocksDB has
+  // no such ceiling, so the default is a guard against runaway growth: 8 GiB.
+  // 0: no quota.
+  int64_t quota_backend_bytes = int64_t{8} << 30;
   // Test builds only (KEEL_FAILPOINTS; common/failpoint.h): fault settings re-read from
   // this file, and UNSAFE bug switches. Release builds have no flags for them.
   std::string failpoints_file;

@@ -9,6 +9,7 @@
 
 #include "server/client_services.h"
 #include "server/errors.h"
+#include "storage/mvcc_errors.h"
 
 namespace keel::server {
 
@@ -64,6 +65,29 @@ void ServeAfterReadBarrier(const ClientServiceContext* ctx, grpc::CallbackServer
                              reactor->Finish(ToGrpcStatus(ErrTooManyRequests()));
                            }
                          });
+}
+
+// A write that needs space (Put, Txn with a put, LeaseGrant) is refused up front while
+// a NOSPACE alarm is raised or the quota is exceeded (the state machine refuses it as
+// well once the alarm applied, so this is only a shortcut). `status`: the request's
+// own validation result, passed through when not OK.
+inline bool SpaceShort(const ClientServiceContext* ctx) {
+  return ctx->kv->NoSpace() || (ctx->quota != nullptr && ctx->quota->Exceeded());
+}
+inline absl::Status CheckSpace(const ClientServiceContext* ctx, absl::Status status) {
+  if (status.ok() && SpaceShort(ctx)) return storage::mvcc::ErrNoSpace();
+  return status;
+}
+// A put in either branch, nested txns included (as the state machine decides).
+inline bool TxnHasPut(const etcdserverpb::TxnRequest& t) {
+  for (const auto* branch : {&t.success(), &t.failure()}) {
+    for (const auto& op : *branch) {
+      if (op.has_request_put() || (op.has_request_txn() && TxnHasPut(op.request_txn()))) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 // Finishes `reactor` with `status` unless it is OK; true if it did.

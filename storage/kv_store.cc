@@ -176,7 +176,7 @@ absl::Status KvStore::LoadState() {
   revision_ = revision;
   compact_revision_ = compact;
   events_from_ = events_from;
-  return absl::OkStatus();
+  return LoadAlarms();  // kv_store_maintenance.cc
 }
 
 absl::Status KvStore::Sync() {

@@ -12,7 +12,8 @@
 //                     "m/max_lease", "m/format" -> BE64 numbers;
 //                     "s/" + BE64(client_id) -> ClientSession (dedup table);
 //                     "e/" + BE64(applied_index) + BE64(client_id) -> "" (its expiry
-//                     index, oldest first).
+//                     index, oldest first);
+//                     "a/" + BE64(member_id) + BE32(alarm type) -> "": active alarms.
 //   "kv":      user key -> record of the live key-value (mvcc_encoding.h). Reads at the
 //              newest revision (the common case) scan only this family.
 //   "history": Escape(user key) + BE64(~revision) -> record, current-version marker or
@@ -180,6 +181,52 @@ class KvStore {
   // once per family, so compare it with 0); nullopt if RocksDB does not know it.
   [[nodiscard]] std::optional<uint64_t> RocksIntProperty(const std::string& name) const;
 
+  // --- Maintenance (kv_store_maintenance.cc) ---
+
+  // Space the state machine takes. disk_bytes: every file of the live RocksDB (SSTs,
+  // WAL, manifest): what the disk holds. live_bytes: RocksDB's estimate of the live data
+  // ("rocksdb.estimate-live-data-size" over all column families) plus the memtables: it
+  // drops once deleted and compacted data is compacted away by RocksDB (CompactStorage
+  // forces that), while disk_bytes may lag behind obsolete files. The space quota is
+  // checked against live_bytes.
+  struct SpaceUsage {
+    int64_t disk_bytes = 0;
+    int64_t live_bytes = 0;
+  };
+  [[nodiscard]] SpaceUsage Space() const;
+
+  // Flushes the memtables and compacts every column family down to the last level, so
+  // deleted and compacted versions leave the disk now rather than whenever RocksDB's
+  // own compactions get to them (etcd's Defragment). Runs beside applies and reads.
+  [[nodiscard]] absl::Status CompactStorage();
+
+  // CRC32C hash of the MVCC key space as of `revision` (0: the newest): every live key
+  // at `revision` (key, create/mod revision, version, lease, value) and every event in
+  // (oldest watchable revision, revision]. Independent of the record encoding, so equal
+  // on every replica that applied the same log. ErrCompacted below the compaction
+  // point, ErrFutureRev above the newest revision.
+  struct KvHash {
+    uint32_t hash = 0;
+    int64_t revision = 0;          // What the hash covers up to.
+    int64_t compact_revision = 0;  // The compaction point it was taken at.
+  };
+  [[nodiscard]] absl::StatusOr<KvHash> HashKv(int64_t revision) const;
+  // HashKv of the newest revision extended over the lease table and the alarms: the
+  // whole replicated state (etcd's Hash).
+  [[nodiscard]] absl::StatusOr<uint32_t> HashAll() const;
+
+  // Alarms raised through raft (Request.alarm), in (member, type) order.
+  [[nodiscard]] std::vector<etcdserverpb::AlarmMember> Alarms() const;
+  // A NOSPACE alarm is active: Put, Txn with a put and LeaseGrant are refused with
+  // etcd's "database space exceeded" until it is disarmed.
+  [[nodiscard]] bool NoSpace() const { return no_space_.load(); }
+
+  // Turns a store restored from a snapshot into the first state of a new cluster: the
+  // applied index goes back to 0 (the new cluster's raft log starts afresh), and the
+  // client sessions and alarms of the old cluster are dropped. Content, revision,
+  // compaction point and leases stay. Apply thread; nothing may be applied before.
+  [[nodiscard]] absl::Status ResetForNewCluster();
+
  private:
   struct State;
   explicit KvStore(KvStoreOptions options);
@@ -192,6 +239,11 @@ class KvStore {
                                             mvcc::BatchView* view, ApplyResult* result);
   [[nodiscard]] absl::Status ExpireSessions(const State& st, mvcc::BatchView* view);
   [[nodiscard]] absl::Status CompactPhysicalLocked();
+  [[nodiscard]] absl::Status ExecuteAlarm(const etcdserverpb::AlarmRequest& r,
+                                          mvcc::BatchView* view, internalpb::Response* resp,
+                                          std::vector<etcdserverpb::AlarmMember>* alarms);
+  [[nodiscard]] absl::Status LoadAlarms();
+  void PublishAlarms(std::vector<etcdserverpb::AlarmMember> alarms);
   void WriteState(const State& st, rocksdb::WriteBatchWithIndex* batch);
 
   const KvStoreOptions options_;
@@ -209,6 +261,9 @@ class KvStore {
   std::atomic<int64_t> events_from_{1};
   int64_t compact_done_ = 0;  // Physical compaction done up to here (apply thread).
   int64_t max_lease_id_ = 0;  // Apply thread only.
+  mutable std::mutex alarms_mu_;
+  std::vector<etcdserverpb::AlarmMember> alarms_;  // Guarded by alarms_mu_.
+  std::atomic<bool> no_space_{false};
 };
 
 }  // namespace keel::storage

@@ -19,6 +19,9 @@ struct KvStore::State {
   int64_t revision = 1;
   int64_t compact_revision = 0;
   int64_t max_lease_id = 0;
+  // Active alarms as of the entries applied so far in this batch.
+  std::vector<etcdserverpb::AlarmMember> alarms;
+  bool alarms_changed = false;
 };
 
 namespace kv_internal {
@@ -115,7 +118,8 @@ absl::Status Answer(absl::StatusOr<T> value, Field* field, absl::Status* request
 
 absl::StatusOr<std::vector<ApplyResult>> KvStore::Apply(absl::Span<const ApplyEntry> entries) {
   std::lock_guard<std::mutex> lock(apply_mu_);
-  State st{applied_index_.load(), revision_.load(), compact_revision_.load(), max_lease_id_};
+  State st{applied_index_.load(), revision_.load(), compact_revision_.load(),
+           max_lease_id_,         Alarms(),         false};
   rocksdb::WriteBatchWithIndex batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
   mvcc::BatchView view(db_.get(), cfs_, &batch);
   std::vector<ApplyResult> results;
@@ -136,6 +140,7 @@ absl::StatusOr<std::vector<ApplyResult>> KvStore::Apply(absl::Span<const ApplyEn
   compact_revision_ = st.compact_revision;
   revision_ = st.revision;
   applied_index_ = st.applied_index;
+  if (st.alarms_changed) PublishAlarms(std::move(st.alarms));
   if (compact_done_ < st.compact_revision) RETURN_IF_ERROR(CompactPhysicalLocked());
   return results;
 }
@@ -216,6 +221,12 @@ absl::Status KvStore::ExecuteRequest(const internalpb::Request& req, State* st,
   mvcc::WriteTxn txn(view, st->revision, st->compact_revision);
   internalpb::Response& resp = result->response;
   absl::Status& err = result->status;
+  if (kv_internal::HasNoSpaceAlarm(st->alarms) && kv_internal::NeedsSpace(req)) {
+    // Read-and-delete-only while NOSPACE is raised; decided here, in the replicated
+    // state, so every member refuses the same entries.
+    err = mvcc::ErrNoSpace();
+    return absl::OkStatus();
+  }
   switch (req.request_case()) {
     case internalpb::Request::kPut:
       RETURN_IF_ERROR(Answer(txn.Put(req.put()), resp.mutable_put(), &err));
@@ -253,6 +264,10 @@ absl::Status KvStore::ExecuteRequest(const internalpb::Request& req, State* st,
       RETURN_IF_ERROR(Answer(txn.LeaseCheckpoint(req.lease_checkpoint()),
                              resp.mutable_lease_checkpoint(), &err));
       break;
+    case internalpb::Request::kAlarm:
+      RETURN_IF_ERROR(ExecuteAlarm(req.alarm(), view, &resp, &st->alarms));
+      st->alarms_changed = true;
+      return absl::OkStatus();  // No revision, no events.
     case internalpb::Request::REQUEST_NOT_SET:
       err = absl::InvalidArgumentError("keel: empty state machine request");
       break;

@@ -6,8 +6,10 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "proto/internal.pb.h"
 #include "rocksdb/db.h"
 #include "storage/mvcc_view.h"
 
@@ -22,6 +24,7 @@ inline constexpr char kMetaEventsFrom[] = "m/events_from";
 inline constexpr char kMetaFormat[] = "m/format";  // mvcc::kFormatVersion, BE64.
 inline constexpr char kSessionPrefix[] = "s/";
 inline constexpr char kExpiryPrefix[] = "e/";
+inline constexpr char kAlarmPrefix[] = "a/";
 
 // A RocksDB snapshot and a view on it, released on destruction.
 class ReadSnapshot {
@@ -41,6 +44,12 @@ class ReadSnapshot {
   const rocksdb::Snapshot* snapshot_;
   mvcc::SnapshotView view_;
 };
+
+// A NOSPACE alarm is among `alarms`.
+[[nodiscard]] bool HasNoSpaceAlarm(const std::vector<etcdserverpb::AlarmMember>& alarms);
+// The request would take more space: a Put, a Txn with a put in any branch (nested
+// txns included), a LeaseGrant. etcd's capped applier refuses the same set.
+[[nodiscard]] bool NeedsSpace(const internalpb::Request& req);
 
 // The applied index stored in the (closed) RocksDB at db_dir, opened read-only.
 // kFailedPrecondition if it holds data of another on-disk format.

@@ -42,5 +42,9 @@ inline absl::Status ErrLeaseExists() {
 inline absl::Status ErrLeaseTTLTooLarge() {
   return absl::OutOfRangeError("etcdserver: too large lease TTL");
 }
+// A NOSPACE alarm is raised (etcd's ErrGRPCNoSpace: RESOURCE_EXHAUSTED, same text).
+inline absl::Status ErrNoSpace() {
+  return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
+}
 
 }  // namespace keel::storage::mvcc

@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   etcd-client
   iproute2 iptables  # keel-chaos: network namespaces and partitions (tests/chaos/)
+  python3-etcd3 python3-grpcio python3-protobuf  # python client compatibility test
 )
 
 SUDO=""

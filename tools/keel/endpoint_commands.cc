@@ -163,6 +163,67 @@ absl::Status RunEndpointHealth(Context& ctx) {
   return SummarizeUnreachable(down, results.size(), "unhealthy");
 }
 
+struct HashKvRow {
+  std::string endpoint;
+  absl::StatusOr<keel::HashKVResponse> hash;
+};
+
+absl::Status RunEndpointHashKv(Context& ctx, int64_t revision) {
+  absl::Status connected;
+  const std::vector<std::string> endpoints = Targets(ctx, &connected);
+  std::vector<HashKvRow> rows(endpoints.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    rows[i].endpoint = endpoints[i];
+    if (!connected.ok()) {
+      rows[i].hash = connected;
+      continue;
+    }
+    threads.emplace_back([&, i] {
+      keel::CallOptions options;
+      options.timeout = ctx.flags().command_timeout;
+      rows[i].hash = (*ctx.client())->HashKV(endpoints[i], revision, options);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::vector<std::string> down;
+  absl::Status refused;
+  if (ctx.format() == OutputFormat::kJson) {
+    std::vector<std::string> items;
+    for (const HashKvRow& r : rows) {
+      items.push_back(
+          r.hash.ok() ? absl::StrCat("{\"Endpoint\":", JsonString(r.endpoint),
+                                     ",\"HashKV\":", GoJson(*r.hash), "}")
+                      : absl::StrCat("{\"Endpoint\":", JsonString(r.endpoint),
+                                     ",\"Error\":", JsonString(r.hash.status().message()), "}"));
+    }
+    ctx.out() << "[" << absl::StrJoin(items, ",") << "]\n";
+  }
+  Table table({"endpoint", "hash"});
+  for (const HashKvRow& r : rows) {
+    if (!r.hash.ok()) {
+      // A compacted or future revision is the cluster's answer, not a dead member.
+      if (absl::IsOutOfRange(r.hash.status())) {
+        refused = r.hash.status();
+      } else {
+        down.push_back(r.endpoint);
+      }
+      if (ctx.format() != OutputFormat::kJson) {
+        ctx.err() << r.endpoint << ": " << OneLine(r.hash.status().message()) << "\n";
+      }
+      continue;
+    }
+    if (ctx.format() == OutputFormat::kTable) {
+      table.AddRow({r.endpoint, absl::StrCat(r.hash->hash())});
+    } else if (ctx.format() == OutputFormat::kSimple) {
+      ctx.out() << r.endpoint << ", " << r.hash->hash() << "\n";
+    }
+  }
+  if (ctx.format() == OutputFormat::kTable) ctx.out() << table.Render();
+  if (!refused.ok()) return refused;
+  return SummarizeUnreachable(down, rows.size(), "unreachable");
+}
+
 }  // namespace
 
 void AddEndpointCommands(CLI::App& app, Context& ctx) {
@@ -183,6 +244,18 @@ void AddEndpointCommands(CLI::App& app, Context& ctx) {
   CLI::App* health = endpoint->add_subcommand(
       "health", "Whether each member serves a linearizable read (needs a leader and a quorum)");
   health->callback([&ctx] { ctx.set_action([&ctx] { return RunEndpointHealth(ctx); }); });
+
+  auto hash_revision = std::make_shared<int64_t>(0);
+  CLI::App* hashkv = endpoint->add_subcommand(
+      "hashkv", "Each member's hash of the key space (equal members have equal hashes)");
+  hashkv->add_option("--rev", *hash_revision, "Hash up to this revision (0: each member's newest)")
+      ->capture_default_str();
+  hashkv->footer(
+      "Columns: ENDPOINT, HASH. Members agree on the hash of the same revision (give --rev, "
+      "or stop writes: without it each member hashes its own newest revision).");
+  hashkv->callback([&ctx, hash_revision] {
+    ctx.set_action([&ctx, hash_revision] { return RunEndpointHashKv(ctx, *hash_revision); });
+  });
 }
 
 }  // namespace keel::cli

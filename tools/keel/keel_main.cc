@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   keel::cli::AddEndpointCommands(app, ctx);
   keel::cli::AddCheckCommands(app, ctx);
   keel::cli::AddWatchCommand(app, ctx);
+  keel::cli::AddMaintenanceCommands(app, ctx);
 
   try {
     app.parse(argc, argv);

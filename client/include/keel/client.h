@@ -158,6 +158,33 @@ class Client {
                                                       const CallOptions& options = {});
   void StatusAsync(std::string_view endpoint, const CallOptions& options,
                    Callback<StatusResponse> done);
+  // Active alarms (any member answers: they are replicated).
+  [[nodiscard]] absl::StatusOr<AlarmResponse> AlarmList(const CallOptions& options = {});
+  // Clears the alarm `type` of member `member_id` (0: of every member; NONE: every
+  // type) through raft. Answers with the alarms it cleared. A NOSPACE alarm comes back
+  // within a second if the data is still over the quota.
+  [[nodiscard]] absl::StatusOr<AlarmResponse> AlarmDisarm(uint64_t member_id,
+                                                          etcdserverpb::AlarmType type,
+                                                          const CallOptions& options = {});
+  // Hash of the MVCC key space of the member at `endpoint` up to `revision` (0: its
+  // newest); equal on every member for the same revision and compaction point.
+  [[nodiscard]] absl::StatusOr<HashKVResponse> HashKV(std::string_view endpoint,
+                                                      int64_t revision = 0,
+                                                      const CallOptions& options = {});
+  // Flushes and compacts the storage of the member at `endpoint` (etcd's defrag).
+  [[nodiscard]] absl::StatusOr<DefragmentResponse> Defragment(std::string_view endpoint,
+                                                              const CallOptions& options = {});
+  // Streams a consistent snapshot of one member's state machine (keel's snapshot file
+  // format) into `sink`, piece by piece; `endpoint` "" picks any member. One attempt:
+  // a failed stream is reported, not resumed. A sink error cancels the stream.
+  [[nodiscard]] absl::Status Snapshot(std::string_view endpoint,
+                                      const std::function<absl::Status(std::string_view)>& sink,
+                                      const CallOptions& options = {});
+  // Snapshot into `path` (written to "<path>.part", fsynced, then renamed: a failed
+  // save leaves no file at `path`). Returns the bytes written.
+  [[nodiscard]] absl::StatusOr<uint64_t> SnapshotToFile(std::string_view endpoint,
+                                                        const std::string& path,
+                                                        const CallOptions& options = {});
 
   // --- The client itself (client/client.cc) ---
   // Current endpoints ("host:port"), sorted.

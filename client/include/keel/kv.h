@@ -23,6 +23,9 @@ using TxnResponse = etcdserverpb::TxnResponse;
 using CompactResponse = etcdserverpb::CompactionResponse;
 using MemberListResponse = etcdserverpb::MemberListResponse;
 using StatusResponse = etcdserverpb::StatusResponse;
+using AlarmResponse = etcdserverpb::AlarmResponse;
+using HashKVResponse = etcdserverpb::HashKVResponse;
+using DefragmentResponse = etcdserverpb::DefragmentResponse;
 
 // Completion of an asynchronous call: called exactly once, on a gRPC or client
 // thread (or inline, before the *Async call returns, when the arguments are
