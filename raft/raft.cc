@@ -272,6 +272,11 @@ absl::Status Raft::ValidateConfChange(const raftpb::ConfChange& change) const {
         return absl::InvalidArgumentError("raft: cannot remove the last voter");
       }
       return absl::OkStatus();
+    case raftpb::CONF_CHANGE_UPDATE_NODE:
+      if (!tracker_.IsMember(node)) {
+        return absl::InvalidArgumentError(absl::StrCat("raft: node ", node, " is not a member"));
+      }
+      return absl::OkStatus();
     default:
       return absl::InvalidArgumentError("raft: unknown conf change type");
   }

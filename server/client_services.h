@@ -12,6 +12,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,16 @@
 #include "storage/kv_store.h"
 
 namespace keel::server {
+
+// Stubs of the leaders' Cluster services on their peer ports (cluster_service.cc).
+class MemberChangeForwarder {
+ public:
+  etcdserverpb::Cluster::Stub* Stub(const std::string& address);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<etcdserverpb::Cluster::Stub>> stubs_;  // mu_.
+};
 
 struct ClientServiceContext {
   uint64_t cluster_id = 0;
@@ -48,6 +61,11 @@ struct ClientServiceContext {
   // while it is exceeded (the state machine refuses them once NOSPACE is raised).
   const SpaceQuota* quota = nullptr;
   std::string version = "3.5.0";
+  // --initial-cluster-token: part of an added member's id (membership.h).
+  std::string cluster_token;
+  // Where a follower sends membership changes: the leader's Cluster service on its peer
+  // port (cluster_service.cc).
+  MemberChangeForwarder* member_forwarder = nullptr;
 };
 
 class KvService final : public etcdserverpb::KV::CallbackService {
@@ -138,17 +156,37 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
                                    etcdserverpb::HashKVResponse* resp) override;
   grpc::ServerWriteReactor<etcdserverpb::SnapshotResponse>* Snapshot(
       grpc::CallbackServerContext* call, const etcdserverpb::SnapshotRequest* req) override;
+  // In cluster_service.cc, with the membership calls.
+  grpc::ServerUnaryReactor* MoveLeader(grpc::CallbackServerContext* call,
+                                       const etcdserverpb::MoveLeaderRequest* req,
+                                       etcdserverpb::MoveLeaderResponse* resp) override;
 
  private:
   const ClientServiceContext* ctx_;
 };
 
+// Cluster: MemberList answers this member's view of the applied membership; the
+// changes (cluster_service.cc) are decided by the leader — a follower forwards them to
+// the leader's peer port, where this service is served too (a joining member also
+// asks it for its id and the cluster's).
 class ClusterService final : public etcdserverpb::Cluster::CallbackService {
  public:
   explicit ClusterService(const ClientServiceContext* ctx) : ctx_(ctx) {}
   grpc::ServerUnaryReactor* MemberList(grpc::CallbackServerContext* call,
                                        const etcdserverpb::MemberListRequest* req,
                                        etcdserverpb::MemberListResponse* resp) override;
+  grpc::ServerUnaryReactor* MemberAdd(grpc::CallbackServerContext* call,
+                                      const etcdserverpb::MemberAddRequest* req,
+                                      etcdserverpb::MemberAddResponse* resp) override;
+  grpc::ServerUnaryReactor* MemberRemove(grpc::CallbackServerContext* call,
+                                         const etcdserverpb::MemberRemoveRequest* req,
+                                         etcdserverpb::MemberRemoveResponse* resp) override;
+  grpc::ServerUnaryReactor* MemberUpdate(grpc::CallbackServerContext* call,
+                                         const etcdserverpb::MemberUpdateRequest* req,
+                                         etcdserverpb::MemberUpdateResponse* resp) override;
+  grpc::ServerUnaryReactor* MemberPromote(grpc::CallbackServerContext* call,
+                                          const etcdserverpb::MemberPromoteRequest* req,
+                                          etcdserverpb::MemberPromoteResponse* resp) override;
 
  private:
   const ClientServiceContext* ctx_;

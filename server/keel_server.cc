@@ -15,9 +15,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "raft/bootstrap.h"
+#include "server/peer_wire.h"
 
 namespace keel::server {
 namespace {
@@ -81,6 +84,54 @@ absl::StatusOr<std::unique_ptr<KeelServer>> KeelServer::Start(const ServerConfig
 
 KeelServer::~KeelServer() { Shutdown(absl::ZeroDuration()); }
 
+absl::Status KeelServer::DiscoverJoin() {
+  ServerConfig& c = config_;
+  std::vector<std::string> mine = c.initial_advertise_peer_urls;
+  std::sort(mine.begin(), mine.end());
+  std::string last_error = "no other member in --initial-cluster";
+  for (const auto& m : c.members) {
+    if (m.name == c.name) continue;
+    for (const auto& url : m.peer_urls) {
+      auto address = UrlToAddress(url);
+      if (!address.ok()) continue;
+      auto stub = etcdserverpb::Cluster::NewStub(
+          grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(3)));
+      etcdserverpb::MemberListRequest req;
+      etcdserverpb::MemberListResponse resp;
+      grpc::Status status = stub->MemberList(&context, req, &resp);
+      if (!status.ok()) {
+        last_error = absl::StrCat(m.name, " at ", url, ": ", status.error_message());
+        continue;
+      }
+      for (const auto& member : resp.members()) {
+        std::vector<std::string> urls(member.peerurls().begin(), member.peerurls().end());
+        std::sort(urls.begin(), urls.end());
+        if (urls != mine) continue;
+        c.member_id = member.id();
+        c.cluster_id = resp.header().cluster_id();
+        for (const auto& other : resp.members()) {
+          auto* r = discovered_.add_members();
+          r->set_id(other.id());
+          r->set_name(other.name());
+          for (const auto& u : other.peerurls()) r->add_peer_urls(u);
+          r->set_is_learner(other.islearner());
+        }
+        return absl::OkStatus();
+      }
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--initial-cluster-state existing: the cluster ", absl::Hex(resp.header().cluster_id()),
+          " (asked ", m.name, " at ", url, ") has no member with this member's peer URLs ",
+          absl::StrJoin(mine, ","), ": add it first (keel member add ", c.name,
+          " --peer-urls=", absl::StrJoin(mine, ","), ")"));
+    }
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "--initial-cluster-state existing: cannot reach any member of the cluster to join (",
+      last_error, ")"));
+}
+
 absl::Status KeelServer::Open() {
   const ServerConfig& c = config_;
   std::error_code ec;
@@ -102,6 +153,15 @@ absl::Status KeelServer::Open() {
   }
   const std::string identity_path = c.data_dir + "/member";
   ASSIGN_OR_RETURN(std::optional<Identity> identity, ReadIdentity(identity_path));
+  const bool joining = c.initial_cluster_state == "existing";
+  if (joining && identity) {
+    // A member that joined earlier: its ids are in its data dir (an added member's id
+    // is not derived from the flags).
+    config_.member_id = identity->member_id;
+    config_.cluster_id = identity->cluster_id;
+  } else if (joining) {
+    RETURN_IF_ERROR(DiscoverJoin());
+  }
   if (identity && (identity->cluster_id != c.cluster_id || identity->member_id != c.member_id)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "data dir ", c.data_dir, " belongs to member ", absl::Hex(identity->member_id), " ('",
@@ -122,7 +182,19 @@ absl::Status KeelServer::Open() {
     std::vector<uint64_t> voters;
     for (const auto& m : c.members) voters.push_back(m.id);
     const raftpb::HardState hs = raft::BootstrapHardState(voters.size());
-    RETURN_IF_ERROR(log_->Save(&hs, raft::BootstrapEntries(voters), nullptr, /*sync=*/true));
+    // Each entry carries its member (name, peer URLs), so a member that joins later and
+    // replays the log from the start learns the initial members' addresses from it.
+    std::vector<raftpb::Entry> entries = raft::BootstrapEntries(voters);
+    const internalpb::MembershipRecord initial = RecordFromMembers(c.members);
+    for (auto& e : entries) {
+      raftpb::ConfChange change;
+      if (!change.ParseFromString(e.data())) return absl::InternalError("bad bootstrap entry");
+      internalpb::ConfChangeContext context;
+      if (const auto* m = FindMember(initial, change.node_id())) *context.mutable_member() = *m;
+      change.set_context(context.SerializeAsString());
+      e.set_data(change.SerializeAsString());
+    }
+    RETURN_IF_ERROR(log_->Save(&hs, entries, nullptr, /*sync=*/true));
   }
   if (!identity) RETURN_IF_ERROR(WriteIdentity(identity_path, c));
 
@@ -135,6 +207,20 @@ absl::Status KeelServer::Open() {
   // on every member.
   kv_options.min_lease_ttl_s = 1;
   ASSIGN_OR_RETURN(kv_, storage::KvStore::Open(kv_options));
+  {
+    // A member removed from the cluster must not come back with its old data: the
+    // others refuse it, and it would only campaign and log refusals.
+    ASSIGN_OR_RETURN(std::string stored, kv_->Members());
+    internalpb::MembershipRecord record;
+    if (!stored.empty() && record.ParseFromString(stored) &&
+        std::find(record.removed().begin(), record.removed().end(), c.member_id) !=
+            record.removed().end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "member ", absl::Hex(c.member_id), " ('", c.name, "') was removed from cluster ",
+          absl::Hex(c.cluster_id), " and cannot rejoin with its old data: remove ", c.data_dir,
+          ", add it again (keel member add) and start it with --initial-cluster-state existing"));
+    }
+  }
 
   RaftNodeOptions node_options;
   node_options.member_id = c.member_id;
@@ -144,10 +230,16 @@ absl::Status KeelServer::Open() {
   node_options.snapshot_count = c.snapshot_count;
   node_options.snapshot_catchup_entries = c.snapshot_catchup_entries;
   node_options.snapshot_dir = c.data_dir + "/snap";
-  members_ = std::make_unique<MemberDirectory>(c.members);
-  node_options.on_peer_client_urls = [members = members_.get()](uint64_t id,
-                                                                const std::string& urls) {
-    members->SetClientUrls(id, urls);
+  members_ = std::make_unique<MemberDirectory>(joining ? std::vector<MemberInfo>() : c.members);
+  if (joining) members_->SetRecord(discovered_);
+  members_->SetPeerInfo(c.member_id, absl::StrJoin(c.advertise_client_urls, ","), c.name);
+  node_options.on_peer_client_urls =
+      [members = members_.get()](uint64_t id, const std::string& urls, const std::string& name) {
+        members->SetPeerInfo(id, urls, name);
+      };
+  if (!joining) node_options.initial_membership = RecordFromMembers(c.members);
+  node_options.on_membership = [this](const internalpb::MembershipRecord& record) {
+    OnMembership(record);
   };
   LeaseManagerOptions lease_options;
   lease_options.cluster_id = c.cluster_id;
@@ -180,16 +272,20 @@ absl::Status KeelServer::Open() {
   transport_options.cluster_id = c.cluster_id;
   transport_options.member_id = c.member_id;
   transport_options.advertise_client_urls = absl::StrJoin(c.advertise_client_urls, ",");
+  transport_options.member_name = c.name;
   transport_options.log = [](const std::string& line) {
     std::fprintf(stderr, "keeld: peer: %s\n", line.c_str());
   };
   transport_ = std::make_unique<PeerTransport>(transport_options, node_.get(), node_.get());
   node_->SetTransport(transport_.get());
-  for (const auto& m : c.members) {
-    if (m.id == c.member_id) continue;
-    ASSIGN_OR_RETURN(std::string address, UrlToAddress(m.peer_urls.front()));
-    transport_->AddPeer(m.id, address);
+  const internalpb::MembershipRecord initial_peers = members_->Record();
+  for (const auto& m : initial_peers.members()) {
+    if (m.id() == c.member_id || m.peer_urls().empty()) continue;
+    ASSIGN_OR_RETURN(std::string address, UrlToAddress(m.peer_urls(0)));
+    transport_->AddPeer(m.id(), address);
+    transport_peers_[m.id()] = address;
   }
+  membership_thread_ = std::thread([this] { MembershipLoop(); });
 
   // Filled before the peer port starts: forwarded lease calls use it.
   read_executor_ = std::make_unique<Executor>(2, 100'000);
@@ -210,6 +306,8 @@ absl::Status KeelServer::Open() {
   space_quota_ =
       std::make_unique<SpaceQuota>(c.quota_backend_bytes, c.member_id, kv_.get(), node_.get());
   service_context_.quota = space_quota_.get();
+  service_context_.cluster_token = c.initial_cluster_token;
+  service_context_.member_forwarder = &member_forwarder_;
   {
     grpc::ServerBuilder builder;
     std::vector<int> ports(c.listen_peer_urls.size(), 0);
@@ -224,6 +322,9 @@ absl::Status KeelServer::Open() {
     // Followers forward keep-alives to the leader's peer port (lease_manager.h).
     lease_forward_service_ = std::make_unique<LeaseForwardService>(&service_context_);
     builder.RegisterService(lease_forward_service_.get());
+    // Followers forward membership changes here; joining members ask for their id.
+    cluster_peer_service_ = std::make_unique<ClusterService>(&service_context_);
+    builder.RegisterService(cluster_peer_service_.get());
     peer_server_ = builder.BuildAndStart();
     for (size_t i = 0; i < ports.size(); ++i) {
       if (!peer_server_ || ports[i] == 0) {
@@ -268,6 +369,81 @@ absl::Status KeelServer::Open() {
   return absl::OkStatus();
 }
 
+void KeelServer::OnMembership(const internalpb::MembershipRecord& record) {
+  // A joining member lists what it was told until its own record catches up.
+  members_->SetRecord(record.members_size() > 0 ? record : discovered_);
+  {
+    std::lock_guard<std::mutex> lock(membership_mu_);
+    membership_pending_ = record;
+  }
+  membership_cv_.notify_one();
+}
+
+void KeelServer::MembershipLoop() {
+  bool announced_removal = false;
+  absl::Time give_up = absl::InfiniteFuture();
+  for (;;) {
+    internalpb::MembershipRecord record;
+    {
+      std::unique_lock<std::mutex> lock(membership_mu_);
+      membership_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] {
+        return membership_stopping_ || membership_pending_.has_value();
+      });
+      if (membership_stopping_) return;
+      if (membership_pending_) {
+        record = std::move(*membership_pending_);
+        membership_pending_.reset();
+      } else if (!announced_removal) {
+        continue;
+      }
+    }
+    // Peers follow the record; only an explicit removal drops one (a member replaying
+    // the log passes through records that do not list later members yet).
+    for (const auto& m : record.members()) {
+      if (m.id() == config_.member_id || m.peer_urls().empty()) continue;
+      auto address = UrlToAddress(m.peer_urls(0));
+      if (!address.ok()) continue;
+      auto it = transport_peers_.find(m.id());
+      if (it == transport_peers_.end()) {
+        transport_->AddPeer(m.id(), *address);
+        transport_peers_[m.id()] = *address;
+      } else if (it->second != *address) {
+        transport_->UpdatePeer(m.id(), *address);
+        it->second = *address;
+      }
+    }
+    bool self_removed = false;
+    for (uint64_t id : record.removed()) {
+      if (id == config_.member_id) {
+        self_removed = true;
+        continue;
+      }
+      if (transport_peers_.erase(id) > 0) {
+        transport_->RemovePeer(id);
+        std::fprintf(stderr, "keeld: member %s was removed from the cluster\n",
+                     FormatPeerId(id).c_str());
+      }
+    }
+    if (self_removed && !announced_removal) {
+      announced_removal = true;
+      give_up = absl::Now() + absl::Milliseconds(5 * config_.election_timeout_ms);
+      std::fprintf(stderr,
+                   "keeld: this member (%s) was removed from the cluster; it stops serving once "
+                   "another member leads\n",
+                   FormatPeerId(config_.member_id).c_str());
+    }
+    if (announced_removal && !removed_.load()) {
+      // A removed leader hands over first (raft/design.md); give it a few election
+      // timeouts, then stop regardless.
+      const uint64_t leader = node_->leader_id();
+      if ((leader != 0 && leader != config_.member_id) || absl::Now() >= give_up) {
+        std::fprintf(stderr, "keeld: this member was removed from the cluster; stopping\n");
+        removed_ = true;
+      }
+    }
+  }
+}
+
 std::string KeelServer::Describe() const {
   return absl::StrCat("member ", absl::Hex(config_.member_id), " ('", config_.name,
                       "') of cluster ", absl::Hex(config_.cluster_id), ": clients on ",
@@ -298,6 +474,14 @@ void KeelServer::Shutdown(absl::Duration grace) {
   }
   if (space_quota_) space_quota_->Stop();
   if (node_) node_->Stop();
+  if (membership_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(membership_mu_);
+      membership_stopping_ = true;
+    }
+    membership_cv_.notify_all();
+    membership_thread_.join();
+  }
   // Answers the lease calls still waiting (so the client port's shutdown can finish).
   if (lease_manager_) lease_manager_->Stop();
   if (client_stop.joinable()) client_stop.join();
@@ -311,6 +495,7 @@ void KeelServer::Shutdown(absl::Duration grace) {
   lease_forward_service_.reset();
   maintenance_service_.reset();
   cluster_service_.reset();
+  cluster_peer_service_.reset();
   watch_service_.reset();
   read_executor_.reset();
   transport_.reset();

@@ -11,8 +11,13 @@
 // Thread-safety: Start and Shutdown from one thread; the getters from any.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
@@ -44,12 +49,22 @@ class KeelServer {
 
   // Non-OK once the node stopped on a fatal error (e.g. a storage failure).
   [[nodiscard]] absl::Status fatal_error() const { return node_->fatal_error(); }
+  // This member was removed from the cluster (and another member leads): keeld stops.
+  [[nodiscard]] bool removed() const { return removed_.load(); }
   [[nodiscard]] const ServerConfig& config() const { return config_; }
   [[nodiscard]] std::string Describe() const;
 
  private:
   explicit KeelServer(ServerConfig config) : config_(std::move(config)) {}
   [[nodiscard]] absl::Status Open();
+  // --initial-cluster-state existing on an empty data dir: asks the members listed in
+  // --initial-cluster (their peer ports) for this member's id and the cluster's.
+  [[nodiscard]] absl::Status DiscoverJoin();
+  // Apply thread: a new applied membership record.
+  void OnMembership(const internalpb::MembershipRecord& record);
+  // Keeps the transport's peers in step with the membership (its own thread: adding
+  // and removing peers joins transport threads).
+  void MembershipLoop();
 
   ServerConfig config_;
   std::unique_ptr<storage::RaftLogStore> log_;
@@ -71,6 +86,17 @@ class KeelServer {
   std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Server> client_server_;
   bool shut_down_ = false;
+  MemberChangeForwarder member_forwarder_;
+  std::unique_ptr<ClusterService> cluster_peer_service_;  // On the peer port.
+  // Membership seen by a joining member before its own record lists anyone.
+  internalpb::MembershipRecord discovered_;
+  std::mutex membership_mu_;
+  std::condition_variable membership_cv_;
+  std::optional<internalpb::MembershipRecord> membership_pending_;  // membership_mu_.
+  bool membership_stopping_ = false;                                // membership_mu_.
+  std::map<uint64_t, std::string> transport_peers_;  // Membership thread: id -> address.
+  std::thread membership_thread_;
+  std::atomic<bool> removed_{false};
   int data_dir_lock_fd_ = -1;  // flock()ed while this keeld owns the data dir.
 };
 

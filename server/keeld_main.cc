@@ -86,6 +86,11 @@ int main(int argc, char** argv) {
     timespec wait{0, 200'000'000};
     const int sig = sigtimedwait(&signals, nullptr, &wait);
     if (sig == SIGTERM || sig == SIGINT) break;
+    if ((*server)->removed()) {
+      (*server)->Shutdown(absl::Seconds(1));
+      std::fprintf(stderr, "keeld: stopped: this member was removed from the cluster\n");
+      return 0;
+    }
     absl::Status fatal = (*server)->fatal_error();
     if (!fatal.ok()) {
       std::fprintf(stderr, "keeld: stopping on a fatal error: %s\n",

@@ -170,8 +170,8 @@ absl::StatusOr<PeerIdentity> PeerReceiver::Admit(grpc::ServerContextBase* contex
     options_.log(absl::StrCat(status.message(), " [", kind, " from ", context->peer(), "]"));
     return status;
   }
-  if (!identity->client_urls.empty()) {
-    handler_->OnPeerClientUrls(identity->from_member, identity->client_urls);
+  if (!identity->client_urls.empty() || !identity->name.empty()) {
+    handler_->OnPeerClientUrls(identity->from_member, identity->client_urls, identity->name);
   }
   return identity;
 }

@@ -241,9 +241,9 @@ absl::Status PeerSender::WaitConnected(grpc::Channel& channel, uint64_t address_
 
 std::unique_ptr<grpc::ClientContext> PeerSender::NewContext(grpc::ClientContext** slot) {
   auto context = std::make_unique<grpc::ClientContext>();
-  AddPeerIdentity(
-      {options_.cluster_id, options_.member_id, peer_id_, options_.advertise_client_urls},
-      *context);
+  AddPeerIdentity({options_.cluster_id, options_.member_id, peer_id_,
+                   options_.advertise_client_urls, options_.member_name},
+                  *context);
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) return nullptr;
   *slot = context.get();

@@ -73,6 +73,7 @@ void PeerTransport::AddPeer(uint64_t id, const std::string& address) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopped_) return;
   receiver_->UnmarkRemoved(id);
+  removed_.erase(id);
   auto it = peers_.find(id);
   if (it != peers_.end()) {
     it->second->SetAddress(address);
@@ -92,6 +93,7 @@ void PeerTransport::RemovePeer(uint64_t id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     receiver_->MarkRemoved(id);
+    removed_.insert(id);
     auto it = peers_.find(id);
     if (it == peers_.end()) return;
     sender = std::move(it->second);
@@ -112,7 +114,8 @@ void PeerTransport::Send(std::vector<raftpb::Message> messages) {
       bool stopped;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        stopped = stopped_;
+        // Answers to a removed leader that still leads until it handed over: expected.
+        stopped = stopped_ || removed_.count(to) > 0;
       }
       if (!stopped) {
         Log(absl::StrCat("dropped ", group.size(), " message(s) to unknown peer ",

@@ -75,6 +75,8 @@ struct PeerTransportOptions {
   // This member's advertised client URLs, comma-separated; sent to every peer so that
   // each member can list the others' client URLs (Cluster.MemberList).
   std::string advertise_client_urls;
+  // This member's --name, sent to every peer alongside the client URLs.
+  std::string member_name;
 
   // Per-peer send queue bounds; past either, messages are dropped (OnUnreachable).
   size_t queue_messages_max = 4096;
@@ -127,8 +129,9 @@ class PeerMessageHandler {
   virtual void OnUnreachable(uint64_t peer_id) = 0;
   // A snapshot transfer to `peer_id` finished: RawNode::ReportSnapshot(peer_id, ok).
   virtual void OnSnapshotSent(uint64_t peer_id, bool ok) = 0;
-  // A peer connected and told its client URLs (comma-separated).
-  virtual void OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls) {}
+  // A peer connected and told its client URLs (comma-separated) and name.
+  virtual void OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls,
+                                const std::string& name) {}
 };
 
 // A sequence of snapshot data chunks (records). Used by one thread at a time.
@@ -220,7 +223,8 @@ class PeerTransport {
   mutable std::mutex mu_;
   bool stopped_ = false;                                   // Guarded by mu_.
   std::map<uint64_t, std::shared_ptr<PeerSender>> peers_;  // Guarded by mu_.
-  uint64_t next_seed_ = 0;                                 // Guarded by mu_.
+  std::set<uint64_t> removed_;  // RemovePeer()d; messages to them drop silently. mu_.
+  uint64_t next_seed_ = 0;      // Guarded by mu_.
 };
 
 }  // namespace keel::server

@@ -33,6 +33,7 @@ void AddPeerIdentity(const PeerIdentity& identity, grpc::ClientContext& context)
   context.AddMetadata(kPeerFromMemberKey, absl::StrCat(identity.from_member));
   context.AddMetadata(kPeerToMemberKey, absl::StrCat(identity.to_member));
   if (!identity.client_urls.empty()) context.AddMetadata(kPeerClientUrlsKey, identity.client_urls);
+  if (!identity.name.empty()) context.AddMetadata(kPeerMemberNameKey, identity.name);
 }
 
 absl::StatusOr<PeerIdentity> ParsePeerIdentity(
@@ -49,6 +50,8 @@ absl::StatusOr<PeerIdentity> ParsePeerIdentity(
   identity.to_member = *to_member;
   auto urls = metadata.find(kPeerClientUrlsKey);
   if (urls != metadata.end()) identity.client_urls.assign(urls->second.data(), urls->second.size());
+  auto name = metadata.find(kPeerMemberNameKey);
+  if (name != metadata.end()) identity.name.assign(name->second.data(), name->second.size());
   return identity;
 }
 

@@ -22,6 +22,8 @@ inline constexpr char kPeerToMemberKey[] = "keel-to-member";
 // The sender's advertised client URLs, comma-separated (optional): how members learn
 // each other's client URLs for Cluster.MemberList.
 inline constexpr char kPeerClientUrlsKey[] = "keel-client-urls";
+// The sender's --name (optional): how a member added by MemberAdd gets its name listed.
+inline constexpr char kPeerMemberNameKey[] = "keel-member-name";
 // Sent by the receiver as initial metadata once it accepted a stream, so the sender
 // learns of a refusal at connect time, not at its first write.
 inline constexpr char kPeerAcceptedKey[] = "keel-accepted";
@@ -32,6 +34,7 @@ struct PeerIdentity {
   uint64_t from_member = 0;
   uint64_t to_member = 0;
   std::string client_urls;  // Comma-separated; may be empty.
+  std::string name;         // May be empty.
 };
 
 // Member and cluster ids are printed in hex, as etcd and etcdctl print them.

@@ -109,6 +109,7 @@ absl::Status RaftNode::Start() {
                            ? options_.random_seed
                            : std::random_device{}() ^ (options_.member_id << 17);
   ASSIGN_OR_RETURN(raw_node_, raft::RawNode::Create(config));
+  RETURN_IF_ERROR(LoadMembership());
 
   started_ = true;
   apply_thread_ = std::thread([this] { ApplyLoop(); });
@@ -228,6 +229,135 @@ void RaftNode::ReadBarrier(absl::Time deadline, ReadCallback done) {
   cv_.notify_one();
 }
 
+void RaftNode::ProposeConfChange(raftpb::ConfChange change, internalpb::ConfChangeContext context,
+                                 absl::Time deadline, std::function<void(absl::Status)> done) {
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    id = next_proposal_id_++;
+    conf_waiters_.emplace(id, ConfWaiter{deadline, std::move(done)});
+  }
+  context.set_origin_member_id(options_.member_id);
+  context.set_origin_proposal_id(id);
+  change.set_context(context.SerializeAsString());
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping = stopping_;
+    if (!stopping) inbox_conf_changes_.push_back(PendingConfChange{id, std::move(change)});
+  }
+  if (stopping) {
+    FinishConfWaiter(id, ErrStopped());
+    return;
+  }
+  cv_.notify_one();
+}
+
+void RaftNode::MoveLeader(uint64_t target, absl::Time deadline,
+                          std::function<void(absl::Status)> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      inbox_moves_.push_back(MoveWaiter{target, deadline, std::move(done)});
+      done = nullptr;
+    }
+  }
+  if (done) {
+    done(ErrStopped());
+    return;
+  }
+  cv_.notify_one();
+}
+
+void RaftNode::FinishConfWaiter(uint64_t proposal_id, const absl::Status& status) {
+  std::function<void(absl::Status)> cb;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    auto it = conf_waiters_.find(proposal_id);
+    if (it == conf_waiters_.end()) return;
+    cb = std::move(it->second.done);
+    conf_waiters_.erase(it);
+  }
+  cb(status);
+}
+
+absl::Status RaftNode::CheckConfChange(const raftpb::ConfChange& change) {
+  const raft::Status st = raw_node_->GetStatus();
+  if (st.soft_state.role != raft::Role::kLeader) {
+    return st.soft_state.leader_id == 0 ? ErrNoLeader() : ErrNotLeader();
+  }
+  const std::vector<uint64_t> voters(st.conf_state.voters().begin(), st.conf_state.voters().end());
+  // Started: heard from within an election timeout (and not just reported back by
+  // raft's per-period flag, which stays set for up to two timeouts after a crash).
+  std::vector<uint64_t> active = {options_.member_id};
+  {
+    const absl::Time since = absl::Now() - absl::Milliseconds(options_.tick_interval_ms *
+                                                              options_.election_timeout_ticks);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [peer, pr] : st.progress) {
+      auto it = last_heard_.find(peer);
+      if (peer != options_.member_id && it != last_heard_.end() && it->second >= since) {
+        active.push_back(peer);
+      }
+    }
+  }
+  const bool learner = std::find(st.conf_state.learners().begin(), st.conf_state.learners().end(),
+                                 change.node_id()) != st.conf_state.learners().end();
+  if (change.type() == raftpb::CONF_CHANGE_ADD_NODE && learner) {
+    // etcd's rule: a learner is in sync once it has 90% of the leader's log.
+    auto self = st.progress.find(options_.member_id);
+    auto it = st.progress.find(change.node_id());
+    const uint64_t leader_match = self != st.progress.end() ? self->second.match : st.last_index;
+    if (it == st.progress.end() ||
+        static_cast<double>(it->second.match) < 0.9 * static_cast<double>(leader_match)) {
+      return ErrLearnerNotReady();
+    }
+  }
+  return CheckQuorumAfter(voters, active, change);
+}
+
+void RaftNode::StartMoves(std::vector<MoveWaiter> moves) {
+  const raft::Status st = raw_node_->GetStatus();
+  for (auto& m : moves) {
+    absl::Status refused;
+    const bool voter = std::find(st.conf_state.voters().begin(), st.conf_state.voters().end(),
+                                 m.target) != st.conf_state.voters().end();
+    if (st.soft_state.role != raft::Role::kLeader) {
+      refused = st.soft_state.leader_id == 0 ? ErrNoLeader() : ErrNotLeader();
+    } else if (!voter) {
+      refused = ErrBadLeaderTransferee();
+    } else if (m.target == options_.member_id) {
+      m.done(absl::OkStatus());  // Already there (etcd answers the same).
+      continue;
+    }
+    if (!refused.ok()) {
+      m.done(refused);
+      continue;
+    }
+    raw_node_->TransferLeader(m.target);
+    moves_.push_back(std::move(m));
+  }
+}
+
+void RaftNode::CheckMoves() {
+  if (moves_.empty()) return;
+  const uint64_t leader = leader_id_.load();
+  const absl::Time now = absl::Now();
+  std::vector<std::pair<std::function<void(absl::Status)>, absl::Status>> finished;
+  for (auto it = moves_.begin(); it != moves_.end();) {
+    if (leader == it->target) {
+      finished.emplace_back(std::move(it->done), absl::OkStatus());
+    } else if (now >= it->deadline) {
+      finished.emplace_back(std::move(it->done), ErrLeaderTransferTimeout());
+    } else {
+      ++it;
+      continue;
+    }
+    it = moves_.erase(it);
+  }
+  for (auto& [cb, status] : finished) cb(status);
+}
+
 void RaftNode::TransferLeadershipAway(absl::Duration timeout) {
   if (leader_id_.load() != options_.member_id) return;
   {
@@ -249,6 +379,7 @@ void RaftNode::OnMessages(std::vector<raftpb::Message> messages) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ || inbox_messages_.size() >= kInboxMessagesMax) return;
+    if (!messages.empty()) last_heard_[messages.front().from()] = absl::Now();
     for (auto& m : messages) inbox_messages_.push_back(std::move(m));
   }
   cv_.notify_one();
@@ -270,8 +401,9 @@ void RaftNode::OnSnapshotSent(uint64_t peer_id, bool ok) {
   cv_.notify_one();
 }
 
-void RaftNode::OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls) {
-  if (options_.on_peer_client_urls) options_.on_peer_client_urls(peer_id, client_urls);
+void RaftNode::OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls,
+                                const std::string& name) {
+  if (options_.on_peer_client_urls) options_.on_peer_client_urls(peer_id, client_urls, name);
 }
 
 // ---------------------------------------------------------------- raft thread
@@ -288,7 +420,7 @@ void RaftNode::RaftLoop() {
         return stopping_ || !inbox_messages_.empty() || !inbox_proposals_.empty() ||
                !inbox_reads_.empty() || !inbox_unreachable_.empty() ||
                !inbox_snapshot_status_.empty() || !inbox_compactions_.empty() ||
-               inbox_transfer_to_ != 0;
+               inbox_transfer_to_ != 0 || !inbox_conf_changes_.empty() || !inbox_moves_.empty();
       });
       if (stopping_) return;
     }
@@ -306,6 +438,7 @@ void RaftNode::RaftLoop() {
         return;
       }
     }
+    CheckMoves();
   }
 }
 
@@ -317,6 +450,8 @@ void RaftNode::DrainInbox(bool tick) {
   std::vector<ReadWaiter> reads;
   std::vector<uint64_t> compactions;
   uint64_t transfer_to;
+  std::vector<PendingConfChange> conf_changes;
+  std::vector<MoveWaiter> moves;
   {
     std::lock_guard<std::mutex> lock(mu_);
     messages.swap(inbox_messages_);
@@ -328,6 +463,8 @@ void RaftNode::DrainInbox(bool tick) {
     compactions.swap(inbox_compactions_);
     transfer_to = inbox_transfer_to_;
     inbox_transfer_to_ = 0;
+    conf_changes.swap(inbox_conf_changes_);
+    moves.swap(inbox_moves_);
   }
   KEEL_FAILPOINT(PerturbPeerMessages(&messages));
   if (tick) {
@@ -355,6 +492,20 @@ void RaftNode::DrainInbox(bool tick) {
       }
     }
     if (best != 0) raw_node_->TransferLeader(best);
+  }
+
+  if (!moves.empty()) StartMoves(std::move(moves));
+  for (auto& c : conf_changes) {
+    absl::Status status = CheckConfChange(c.change);
+    if (status.ok()) {
+      status = raw_node_->ProposeConfChange(c.change);
+      if (absl::IsFailedPrecondition(status)) {
+        status = ErrChangeInProgress();
+      } else if (!status.ok()) {
+        status = MapProposeError(status, leader_id_.load());
+      }
+    }
+    if (!status.ok()) FinishConfWaiter(c.proposal_id, status);
   }
 
   // Proposals: each becomes one entry; all of them land in the next Ready's one fsync.
@@ -538,6 +689,14 @@ void RaftNode::ExpireWaiters() {
         ++it;
       }
     }
+    for (auto it = conf_waiters_.begin(); it != conf_waiters_.end();) {
+      if (it->second.deadline <= now) {
+        expired_reads.push_back(std::move(it->second.done));
+        it = conf_waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     for (auto it = read_batches_.begin(); it != read_batches_.end();) {
       auto& waiters = it->second.waiters;
       for (auto w = waiters.begin(); w != waiters.end();) {
@@ -577,6 +736,8 @@ void RaftNode::FailAllWaiters(const absl::Status& status) {
     std::lock_guard<std::mutex> lock(waiters_mu_);
     for (auto& [id, w] : write_waiters_) writes.push_back(std::move(w.done));
     write_waiters_.clear();
+    for (auto& [id, w] : conf_waiters_) reads.push_back(std::move(w.done));
+    conf_waiters_.clear();
     for (auto& [ctx, batch] : read_batches_) {
       for (auto& w : batch.waiters) reads.push_back(std::move(w.done));
     }
@@ -639,12 +800,20 @@ void RaftNode::ApplyLoop() {
 absl::Status RaftNode::ApplyEntries(ApplyTask& task) {
   std::vector<storage::ApplyEntry> batch;
   batch.reserve(task.entries.size());
-  for (const auto& e : task.entries) {
-    // Conf changes go to the state machine as no-ops so its applied index keeps up.
-    batch.push_back(storage::ApplyEntry{
-        e.index(), e.type() == raftpb::ENTRY_CONF_CHANGE ? std::string_view() : e.data()});
+  // Conf changes reach the state machine as no-ops that store the membership after them.
+  std::vector<std::string> member_records;
+  std::vector<std::pair<uint64_t, absl::Status>> conf_done;
+  if (task.conf_state) RETURN_IF_ERROR(ApplyMembership(task.entries, &member_records, &conf_done));
+  for (size_t i = 0; i < task.entries.size(); ++i) {
+    const auto& e = task.entries[i];
+    const bool conf = e.type() == raftpb::ENTRY_CONF_CHANGE;
+    batch.push_back(storage::ApplyEntry{e.index(), conf ? std::string_view() : e.data(),
+                                        conf && i < member_records.size()
+                                            ? std::string_view(member_records[i])
+                                            : std::string_view()});
   }
   ASSIGN_OR_RETURN(std::vector<storage::ApplyResult> results, kv_->Apply(batch));
+  if (!member_records.empty() && options_.on_membership) options_.on_membership(membership_);
 
   // Answer the writers that proposed through this member.
   std::vector<std::pair<WriteCallback, storage::ApplyResult*>> calls;
@@ -673,7 +842,52 @@ absl::Status RaftNode::ApplyEntries(ApplyTask& task) {
   if (options_.on_events) options_.on_events(&results);
   applied_index_ = applied;
   for (auto& [cb, result] : calls) cb(std::move(*result));
+  for (auto& [id, status] : conf_done) FinishConfWaiter(id, status);
   ReleaseReads(applied);
+  return absl::OkStatus();
+}
+
+absl::Status RaftNode::LoadMembership() {
+  ASSIGN_OR_RETURN(std::string stored, kv_->Members());
+  if (stored.empty()) {
+    membership_ = options_.initial_membership;
+  } else if (!membership_.ParseFromString(stored)) {
+    return absl::DataLossError(absl::StrCat("malformed membership record in ", kv_->dir()));
+  }
+  if (options_.on_membership) options_.on_membership(membership_);
+  return absl::OkStatus();
+}
+
+absl::Status RaftNode::ApplyMembership(const std::vector<raftpb::Entry>& entries,
+                                       std::vector<std::string>* records,
+                                       std::vector<std::pair<uint64_t, absl::Status>>* done) {
+  const uint64_t applied = kv_->AppliedIndex();
+  bool changed = false;
+  records->resize(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const raftpb::Entry& e = entries[i];
+    // Entries the state machine has (a replay after a restart) are in the stored record.
+    if (e.type() != raftpb::ENTRY_CONF_CHANGE || e.index() <= applied) continue;
+    raftpb::ConfChange change;
+    internalpb::ConfChangeContext context;
+    if (!change.ParseFromString(e.data()) || !context.ParseFromString(change.context())) {
+      return absl::DataLossError(absl::StrCat("malformed conf change at index ", e.index()));
+    }
+    absl::Status status = ApplyChange(change, context, &membership_);
+    if (!status.ok() && context.origin_member_id() == 0) {
+      status = absl::OkStatus();  // A bootstrap entry of a member the record already has.
+    }
+    if (!status.ok()) {
+      std::fprintf(stderr, "keeld: conf change at index %lu ignored: %s\n",
+                   static_cast<unsigned long>(e.index()), std::string(status.message()).c_str());
+    }
+    (*records)[i] = membership_.SerializeAsString();
+    changed = true;
+    if (context.origin_member_id() == options_.member_id) {
+      done->emplace_back(context.origin_proposal_id(), status);
+    }
+  }
+  if (!changed) records->clear();
   return absl::OkStatus();
 }
 

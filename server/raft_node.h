@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "proto/internal.pb.h"
 #include "raft/raw_node.h"
+#include "server/membership.h"
 #include "server/peer_transport.h"
 #include "storage/kv_store.h"
 #include "storage/raft_log_store.h"
@@ -72,8 +73,14 @@ struct RaftNodeOptions {
   // Directory for state-machine snapshot checkpoints and received snapshots.
   std::string snapshot_dir;
   uint64_t random_seed = 0;  // 0: seeded from the member id and the clock.
-  // Called (on a transport thread) when a peer tells its client URLs.
-  std::function<void(uint64_t, const std::string&)> on_peer_client_urls;
+  // Called (on a transport thread) when a peer tells its client URLs and name.
+  std::function<void(uint64_t, const std::string&, const std::string&)> on_peer_client_urls;
+  // The membership until the state machine stores one (server/membership.h): the
+  // --initial-cluster for a new cluster, empty for a member joining an existing one.
+  internalpb::MembershipRecord initial_membership;
+  // Called on the apply thread with the membership at Start, after each applied conf
+  // change and after a snapshot install. Must be quick (hand work to another thread).
+  std::function<void(const internalpb::MembershipRecord&)> on_membership;
   // Called after each applied batch (on the thread that applied it: the apply thread,
   // or the raft thread for a small batch) with its committed entries and the state
   // machine's results (storage::KvStore::Apply), before the batch's writers are answered
@@ -132,6 +139,20 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void Propose(internalpb::Request request, absl::Time deadline, WriteCallback done,
                uint64_t leader_term = 0);
 
+  // Proposes a membership change (server/membership.h); only the leader accepts it
+  // ("not leader" otherwise). The raft thread refuses it while another change is
+  // pending, when it would leave too few started voters for a quorum, and a promotion
+  // of a learner that is not in sync. `done` is called once: with the result of
+  // applying it here (the record's own checks), or an error (timed out, stopped).
+  // `context` gets this member's origin ids.
+  void ProposeConfChange(raftpb::ConfChange change, internalpb::ConfChangeContext context,
+                         absl::Time deadline, std::function<void(absl::Status)> done);
+
+  // Maintenance.MoveLeader: hands leadership to voter `target` (only the leader
+  // accepts it) and calls `done` once `target` leads, or with an error (bad
+  // transferee, not leader, timed out).
+  void MoveLeader(uint64_t target, absl::Time deadline, std::function<void(absl::Status)> done);
+
   // A linearizable read barrier (ReadIndex): `done(OK)` once this member's state
   // machine has applied everything committed when the barrier was requested, as
   // confirmed by the leader; then a local read is linearizable. Reads requested
@@ -153,7 +174,8 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void OnMessages(std::vector<raftpb::Message> messages) override;
   void OnUnreachable(uint64_t peer_id) override;
   void OnSnapshotSent(uint64_t peer_id, bool ok) override;
-  void OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls) override;
+  void OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls,
+                        const std::string& name) override;
   // SnapshotHandler (transport threads; raft_node_snapshot.cc).
   absl::StatusOr<std::unique_ptr<SnapshotChunkReader>> OpenSnapshot(
       const raftpb::Message& msg_snap) override;
@@ -173,6 +195,19 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   struct ReadWaiter {
     absl::Time deadline;
     ReadCallback done;
+  };
+  struct ConfWaiter {
+    absl::Time deadline;
+    std::function<void(absl::Status)> done;
+  };
+  struct PendingConfChange {
+    uint64_t proposal_id = 0;
+    raftpb::ConfChange change;
+  };
+  struct MoveWaiter {
+    uint64_t target = 0;
+    absl::Time deadline;
+    std::function<void(absl::Status)> done;
   };
   struct ReadBatch {
     std::vector<ReadWaiter> waiters;
@@ -198,6 +233,18 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // Runs `fn` on the apply thread after everything queued before it; waits for it.
   [[nodiscard]] absl::Status RunOnApplyThread(std::function<absl::Status()> fn);
   void DrainInbox(bool tick);
+  // Raft thread: the leader-only checks of a conf change (see ProposeConfChange).
+  [[nodiscard]] absl::Status CheckConfChange(const raftpb::ConfChange& change);
+  void FinishConfWaiter(uint64_t proposal_id, const absl::Status& status);
+  // Raft thread: starts or finishes MoveLeader requests.
+  void StartMoves(std::vector<MoveWaiter> moves);
+  void CheckMoves();
+  // Apply thread: the membership after conf-change entries (serialized into `records`
+  // in step with `entries`), and who proposed each.
+  [[nodiscard]] absl::Status ApplyMembership(const std::vector<raftpb::Entry>& entries,
+                                             std::vector<std::string>* records,
+                                             std::vector<std::pair<uint64_t, absl::Status>>* done);
+  [[nodiscard]] absl::Status LoadMembership();
   void ExpireWaiters();
   void FailAllWaiters(const absl::Status& status);
   void Fatal(const absl::Status& status);
@@ -224,6 +271,11 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   std::vector<ReadWaiter> inbox_reads_;
   std::vector<uint64_t> inbox_compactions_;
   uint64_t inbox_transfer_to_ = 0;
+  // When each peer was last heard from (any message): which voters are "started" for
+  // the quorum check of a membership change (etcd: the transport's active-since).
+  std::map<uint64_t, absl::Time> last_heard_;
+  std::vector<PendingConfChange> inbox_conf_changes_;
+  std::vector<MoveWaiter> inbox_moves_;
   bool stopping_ = false;
   absl::Status fatal_;
 
@@ -231,6 +283,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   mutable std::mutex waiters_mu_;
   uint64_t next_proposal_id_ = 1;
   std::map<uint64_t, WriteWaiter> write_waiters_;
+  std::map<uint64_t, ConfWaiter> conf_waiters_;
   std::map<uint64_t, ReadBatch> read_batches_;           // By read context.
   std::multimap<uint64_t, ReadWaiter> confirmed_reads_;  // By read index.
 
@@ -258,7 +311,9 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   std::atomic<uint64_t> commit_index_{0};
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<bool> is_learner_{false};
-  uint64_t next_read_ctx_ = 1;  // Raft thread only.
+  uint64_t next_read_ctx_ = 1;               // Raft thread only.
+  std::vector<MoveWaiter> moves_;            // Raft thread only.
+  internalpb::MembershipRecord membership_;  // Apply thread only (after Start).
 
   std::thread raft_thread_;
   std::thread apply_thread_;

@@ -87,6 +87,7 @@ absl::Status RaftNode::ReceiveSnapshot(const raftpb::Message& msg_snap,
       options_.on_events(&none);
     }
     applied_index_ = std::max(applied_index_.load(), kv_->AppliedIndex());
+    RETURN_IF_ERROR(LoadMembership());  // The snapshot carries the membership record.
     ReleaseReads(applied_index_.load());
     return absl::OkStatus();
   });

@@ -179,6 +179,16 @@ absl::Status KvStore::LoadState() {
   return LoadAlarms();  // kv_store_maintenance.cc
 }
 
+absl::StatusOr<std::string> KvStore::Members() const {
+  std::shared_lock<std::shared_mutex> lock(db_mu_);
+  std::string v;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cfs_[0], kv_internal::kMetaMembers, &v);
+  if (s.IsNotFound()) return std::string();
+  RETURN_IF_ERROR(FromRocks(s, "read members"));
+  return v;
+}
+
 absl::Status KvStore::Sync() {
   std::lock_guard<std::mutex> lock(apply_mu_);
   return FromRocks(db_->FlushWAL(/*sync=*/true), "sync wal");

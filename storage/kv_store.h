@@ -10,6 +10,8 @@
 // RocksDB, four column families:
 //   default ("meta"): "m/applied", "m/revision", "m/compact", "m/compact_done",
 //                     "m/max_lease", "m/format" -> BE64 numbers;
+//                     "m/members" -> the cluster membership (MembershipRecord) as of
+//                     the applied index (written by conf-change entries);
 //                     "s/" + BE64(client_id) -> ClientSession (dedup table);
 //                     "e/" + BE64(applied_index) + BE64(client_id) -> "" (its expiry
 //                     index, oldest first);
@@ -103,6 +105,9 @@ struct KvStoreOptions {
 struct ApplyEntry {
   uint64_t index = 0;
   std::string_view data;
+  // Non-empty: a conf change's resulting membership (a serialized MembershipRecord),
+  // stored in the same batch as the applied index.
+  std::string_view members;
 };
 
 struct ApplyResult {
@@ -152,6 +157,10 @@ class KvStore {
   [[nodiscard]] int64_t OldestWatchableRevision() const {
     return std::max(compact_revision_.load(), events_from_.load());
   }
+
+  // The membership stored by the last conf-change entry (serialized MembershipRecord);
+  // empty if none was applied yet (the initial membership comes from the config).
+  [[nodiscard]] absl::StatusOr<std::string> Members() const;
 
   [[nodiscard]] uint64_t AppliedIndex() const { return applied_index_.load(); }
   [[nodiscard]] int64_t Revision() const { return revision_.load(); }

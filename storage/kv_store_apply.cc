@@ -128,6 +128,11 @@ absl::StatusOr<std::vector<ApplyResult>> KvStore::Apply(absl::Span<const ApplyEn
     ApplyResult& r = results.emplace_back();
     r.index = e.index;
     RETURN_IF_ERROR(ApplyOne(e, &st, &view, &r));
+    if (!e.members.empty()) {
+      RETURN_IF_ERROR(FromRocks(batch.Put(cfs_[0], kv_internal::kMetaMembers,
+                                          rocksdb::Slice(e.members.data(), e.members.size())),
+                                "members"));
+    }
     st.applied_index = e.index;
   }
   if (results.empty()) return results;

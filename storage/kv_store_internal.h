@@ -22,6 +22,8 @@ inline constexpr char kMetaCompactDone[] = "m/compact_done";
 inline constexpr char kMetaMaxLease[] = "m/max_lease";
 inline constexpr char kMetaEventsFrom[] = "m/events_from";
 inline constexpr char kMetaFormat[] = "m/format";  // mvcc::kFormatVersion, BE64.
+// The cluster membership (internalpb.MembershipRecord) after the last conf change.
+inline constexpr char kMetaMembers[] = "m/members";
 inline constexpr char kSessionPrefix[] = "s/";
 inline constexpr char kExpiryPrefix[] = "e/";
 inline constexpr char kAlarmPrefix[] = "a/";

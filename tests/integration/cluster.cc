@@ -237,6 +237,37 @@ void Cluster::AssignPorts() {
   for (int i = 0; i < size(); ++i) BuildFlags(i);
 }
 
+int Cluster::AddMember(const std::string& initial_cluster_flag) {
+  const int i = size();
+  members_.emplace_back();
+  log_offset_at_spawn_.push_back(0);
+  Member& m = members_[i];
+  m.name = absl::StrCat("n", i + 1);
+  m.data_dir = absl::StrCat(root_, "/", m.name, ".data");
+  m.log_path = absl::StrCat(root_, "/", m.name, ".log");
+  m.client_port = PickFreePort();
+  m.peer_port = PickFreePort();
+  BuildFlags(i);
+  std::string cluster = initial_cluster_flag;
+  if (cluster.empty()) {
+    std::vector<std::string> parts;
+    for (int j = 0; j <= i; ++j) {
+      if (j == i || running(j)) parts.push_back(absl::StrCat(members_[j].name, "=", peer_url(j)));
+    }
+    cluster = absl::StrJoin(parts, ",");
+  }
+  for (size_t f = 0; f + 1 < m.flags.size(); ++f) {
+    if (m.flags[f] == "--initial-cluster") m.flags[f + 1] = cluster;
+  }
+  m.flags.push_back("--initial-cluster-state");
+  m.flags.push_back("existing");
+  return i;
+}
+
+std::string Cluster::peer_url(int i) const {
+  return absl::StrCat("http://", host(i), ":", members_[i].peer_port);
+}
+
 std::string Cluster::initial_cluster() const {
   std::vector<std::string> parts;
   for (int i = 0; i < size(); ++i) {

@@ -134,6 +134,13 @@ class Cluster {
   // "n1=http://127.0.0.1:P1,..." as passed to every member.
   std::string initial_cluster() const;
 
+  // A new member (not started) named "n<size+1>" with fresh ports, whose flags join
+  // the cluster: --initial-cluster-state existing and `initial_cluster` (as `member
+  // add` prints it; "" means the running members plus this one). Returns its index.
+  int AddMember(const std::string& initial_cluster = "");
+  // "http://127.0.0.1:<peer port>" of member i.
+  std::string peer_url(int i) const;
+
   // Launches member i with its flags (no wait). Appends to its log.
   [[nodiscard]] absl::Status Spawn(int i);
   // Waits until member i prints "serving as" in its log after its latest spawn; fails
