@@ -126,6 +126,17 @@ void RaftNode::Stop() {
   cv_.notify_all();
   if (raft_thread_.joinable()) raft_thread_.join();
   {
+    // MoveLeader calls still waiting (the raft thread is gone: no race on moves_).
+    std::vector<MoveWaiter> moves;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      moves.swap(inbox_moves_);
+    }
+    for (auto& m : moves_) moves.push_back(std::move(m));
+    moves_.clear();
+    for (auto& m : moves) m.done(ErrStopped());
+  }
+  {
     std::lock_guard<std::mutex> lock(apply_mu_);
     apply_stopping_ = true;
   }

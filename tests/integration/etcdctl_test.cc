@@ -262,3 +262,115 @@ TEST_F(EtcdctlTest, LeaseGrantKeepAliveTimeToLiveListRevoke) {
 
 }  // namespace
 }  // namespace keel::integration
+
+namespace keel::integration {
+namespace {
+
+// The value of NAME="..." in etcdctl's `member add` output.
+std::string EnvLine(const std::string& out, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    if (absl::ConsumePrefix(&line, name + "=\"") && absl::ConsumeSuffix(&line, "\"")) {
+      return std::string(line);
+    }
+  }
+  return "";
+}
+
+TEST_F(EtcdctlTest, MemberAddPromoteRemoveAndMoveLeader) {
+  Cluster& c = StartCluster(ClusterOptions{});
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(c.Put(0, "a", "b").ok());
+  const int n4 = c.AddMember("placeholder");
+  const std::string peer = c.peer_url(n4);
+
+  // member add --learner through a follower (forwarded to the leader).
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok());
+  const int follower = (*leader + 1) % 3;
+  const std::string added =
+      CtlOk(follower, {"member", "add", "n4", "--peer-urls=" + peer, "--learner"});
+  ASSERT_TRUE(absl::StartsWith(added, "Member ")) << added;
+  EXPECT_TRUE(absl::StrContains(added, " added to cluster ")) << added;
+  EXPECT_EQ(EnvLine(added, "ETCD_NAME"), "n4") << added;
+  EXPECT_EQ(EnvLine(added, "ETCD_INITIAL_ADVERTISE_PEER_URLS"), peer) << added;
+  EXPECT_EQ(EnvLine(added, "ETCD_INITIAL_CLUSTER_STATE"), "existing") << added;
+  const std::string initial_cluster = EnvLine(added, "ETCD_INITIAL_CLUSTER");
+  EXPECT_TRUE(absl::StrContains(initial_cluster, "n4=" + peer)) << added;
+  std::vector<std::string> words = absl::StrSplit(added, ' ');
+  ASSERT_GE(words.size(), 2u);
+  uint64_t id = 0;
+  ASSERT_TRUE(absl::SimpleHexAtoi(words[1], &id)) << added;
+
+  // An unstarted learner is listed as such, and cannot be promoted yet.
+  const std::string line = absl::StrCat(absl::Hex(id), ", unstarted, , ", peer, ", , true");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return absl::StrContains(Ctl(0, {"member", "list"}).out, line);
+      },
+      absl::Seconds(10)))
+      << Ctl(0, {"member", "list"}).out;
+  CommandResult early = Ctl(0, {"member", "promote", absl::StrCat(absl::Hex(id))});
+  EXPECT_NE(early.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(early.err,
+                                "can only promote a learner member which is in sync with leader"))
+      << early.err;
+
+  // Started with the printed --initial-cluster, it catches up and is promoted.
+  for (size_t f = 0; f + 1 < c.member(n4).flags.size(); ++f) {
+    if (c.member(n4).flags[f] == "--initial-cluster") c.member(n4).flags[f + 1] = initial_cluster;
+  }
+  ASSERT_TRUE(c.Spawn(n4).ok());
+  ASSERT_TRUE(c.WaitServing(n4, absl::Seconds(20)).ok()) << c.LogTail(n4);
+  CommandResult promoted;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        promoted = Ctl(1, {"member", "promote", absl::StrCat(absl::Hex(id))});
+        return promoted.exit_code == 0;
+      },
+      absl::Seconds(30)))
+      << promoted.err;
+  EXPECT_TRUE(absl::StrContains(promoted.out, "promoted in cluster")) << promoted.out;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        CommandResult l = Ctl(n4, {"member", "list"});
+        return absl::StrContains(l.out, absl::StrCat(absl::Hex(id), ", started, n4, ", peer)) &&
+               absl::StrContains(l.out, ", false\n") && !absl::StrContains(l.out, "true");
+      },
+      absl::Seconds(10)))
+      << Ctl(n4, {"member", "list"}).out;
+
+  // move-leader to the new member (etcdctl finds the leader among the endpoints).
+  std::string all;
+  for (int i = 0; i < 4; ++i) all += (i ? "," : "") + c.client_address(i);
+  CommandResult moved = RunCommand({EtcdctlPath(), "--endpoints=" + all, "--command-timeout=10s",
+                                    "move-leader", absl::StrCat(absl::Hex(id))},
+                                   "", {"ETCDCTL_API=3"}, absl::Seconds(30));
+  EXPECT_EQ(moved.exit_code, 0) << moved.err;
+  EXPECT_TRUE(absl::StrContains(moved.out, "Leadership transferred from ")) << moved.out;
+  auto new_leader = c.WaitForLeader();
+  ASSERT_TRUE(new_leader.ok());
+  EXPECT_EQ(*new_leader, n4);
+  // To a non-member: etcd's error.
+  CommandResult bad = RunCommand(
+      {EtcdctlPath(), "--endpoints=" + all, "--command-timeout=10s", "move-leader", "1234"}, "",
+      {"ETCDCTL_API=3"}, absl::Seconds(30));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(bad.err, "bad leader transferee")) << bad.err;
+
+  // member remove of the (now leading) new member: it hands over and stops.
+  const std::string removed = CtlOk(0, {"member", "remove", absl::StrCat(absl::Hex(id))});
+  EXPECT_TRUE(
+      absl::StrContains(removed, absl::StrCat("Member ", absl::Hex(id), " removed from cluster")))
+      << removed;
+  EXPECT_TRUE(c.WaitExited(n4, absl::Seconds(20)).has_value());
+  CommandResult gone = Ctl(0, {"member", "remove", absl::StrCat(absl::Hex(id))});
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(gone.err, "member not found")) << gone.err;
+  EXPECT_EQ(CtlOk(1, {"put", "after", "removal"}), "OK\n");
+  std::vector<std::string> lines =
+      absl::StrSplit(CtlOk(2, {"member", "list"}), '\n', absl::SkipEmpty());
+  EXPECT_EQ(lines.size(), 3u);
+}
+
+}  // namespace
+}  // namespace keel::integration

@@ -3,12 +3,16 @@
 // added) and shrinks back to 3 (the leader removed among others) under a steady write
 // load, and every acknowledged write is readable at the end. MoveLeader, a removed
 // member's restart, and etcd's errors for changes that must be refused.
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "tests/integration/cluster_test_base.h"
 
 namespace keel::integration {
@@ -360,6 +364,61 @@ TEST_F(MembershipTest, RemovedMemberStopsAndIsRefusedOnRestart) {
   auto list = ListMembers(c, *leader);
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->members_size(), 2);
+}
+
+// The keel CLI (on keel::Client): member add --learner, start as printed, promote
+// (refused until in sync), move-leader to it, member remove.
+TEST_F(MembershipTest, KeelCliAddsPromotesMovesLeaderAndRemoves) {
+  Cluster& c = StartCluster(ClusterOptions());
+  auto keel = [&](std::vector<std::string> args) {
+    std::vector<std::string> endpoints;
+    for (int i = 0; i < c.size(); ++i) {
+      if (c.running(i)) endpoints.push_back(c.client_address(i));
+    }
+    args.insert(args.begin(), {KEEL_CLI_PATH, "--endpoints=" + absl::StrJoin(endpoints, ","),
+                               "--command-timeout=10s"});
+    return RunCommand(args, "", {}, absl::Seconds(40));
+  };
+  const int n4 = c.AddMember("placeholder");
+  CommandResult added = keel({"member", "add", "n4", "--peer-urls=" + c.peer_url(n4), "--learner"});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  ASSERT_TRUE(absl::StartsWith(added.out, "Member ")) << added.out;
+  EXPECT_NE(added.out.find("ETCD_INITIAL_CLUSTER_STATE=\"existing\""), std::string::npos);
+  const size_t at = added.out.find("ETCD_INITIAL_CLUSTER=\"");
+  ASSERT_NE(at, std::string::npos) << added.out;
+  const size_t from = at + strlen("ETCD_INITIAL_CLUSTER=\"");
+  const std::string initial_cluster = added.out.substr(from, added.out.find('"', from) - from);
+  EXPECT_NE(initial_cluster.find("n4=" + c.peer_url(n4)), std::string::npos) << added.out;
+  const std::string hex = added.out.substr(7, added.out.find(' ', 7) - 7);
+  for (size_t f = 0; f + 1 < c.member(n4).flags.size(); ++f) {
+    if (c.member(n4).flags[f] == "--initial-cluster") c.member(n4).flags[f + 1] = initial_cluster;
+  }
+  ASSERT_TRUE(c.Spawn(n4).ok());
+  ASSERT_TRUE(c.WaitServing(n4, absl::Seconds(20)).ok()) << c.LogTail(n4);
+  CommandResult promoted;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        promoted = keel({"member", "promote", hex});
+        return promoted.exit_code == 0;
+      },
+      absl::Seconds(30)))
+      << promoted.err;
+  EXPECT_EQ(promoted.out.rfind("Member " + hex + " promoted in cluster ", 0), 0u) << promoted.out;
+  CommandResult moved = keel({"move-leader", hex});
+  ASSERT_EQ(moved.exit_code, 0) << moved.err;
+  EXPECT_NE(moved.out.find("Leadership transferred from "), std::string::npos) << moved.out;
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok());
+  EXPECT_EQ(*leader, n4);
+  CommandResult bad = keel({"member", "remove", "abc"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  EXPECT_NE(bad.err.find("member not found"), std::string::npos) << bad.err;
+  CommandResult removed = keel({"member", "remove", hex});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  EXPECT_EQ(removed.out.rfind("Member " + hex + " removed from cluster ", 0), 0u) << removed.out;
+  EXPECT_TRUE(c.WaitExited(n4, absl::Seconds(20)).has_value());
+  CommandResult list = keel({"member", "list"});
+  EXPECT_EQ(std::count(list.out.begin(), list.out.end(), '\n'), 3) << list.out;
 }
 
 }  // namespace

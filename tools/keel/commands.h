@@ -12,7 +12,7 @@ void AddKvCommands(CLI::App& app, Context& ctx);           // put, get, del
 void AddTxnCommand(CLI::App& app, Context& ctx);           // txn
 void AddCompactionCommand(CLI::App& app, Context& ctx);    // compaction
 void AddLeaseCommands(CLI::App& app, Context& ctx);        // lease grant|revoke|keep-alive|...
-void AddMemberCommands(CLI::App& app, Context& ctx);       // member list
+void AddMemberCommands(CLI::App& app, Context& ctx);       // member *, move-leader
 void AddEndpointCommands(CLI::App& app, Context& ctx);     // endpoint status|health
 void AddCheckCommands(CLI::App& app, Context& ctx);        // check perf
 void AddWatchCommand(CLI::App& app, Context& ctx);         // watch

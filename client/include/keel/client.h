@@ -150,6 +150,32 @@ class Client {
   // --- Cluster (client/cluster.cc) ---
   [[nodiscard]] absl::StatusOr<MemberListResponse> MemberList(const CallOptions& options = {});
   void MemberListAsync(const CallOptions& options, Callback<MemberListResponse> done);
+  // Membership changes, decided by the leader (etcd's errors, e.g. FAILED_PRECONDITION
+  // "etcdserver: can only promote a learner member which is in sync with leader").
+  // Not retried once they may have reached the leader (a change is not deduplicated);
+  // after a success the client refreshes its member list.
+  [[nodiscard]] absl::StatusOr<MemberAddResponse> MemberAdd(
+      const std::vector<std::string>& peer_urls, bool is_learner, const CallOptions& options = {});
+  void MemberAddAsync(const std::vector<std::string>& peer_urls, bool is_learner,
+                      const CallOptions& options, Callback<MemberAddResponse> done);
+  [[nodiscard]] absl::StatusOr<MemberRemoveResponse> MemberRemove(uint64_t id,
+                                                                  const CallOptions& options = {});
+  void MemberRemoveAsync(uint64_t id, const CallOptions& options,
+                         Callback<MemberRemoveResponse> done);
+  [[nodiscard]] absl::StatusOr<MemberUpdateResponse> MemberUpdate(
+      uint64_t id, const std::vector<std::string>& peer_urls, const CallOptions& options = {});
+  void MemberUpdateAsync(uint64_t id, const std::vector<std::string>& peer_urls,
+                         const CallOptions& options, Callback<MemberUpdateResponse> done);
+  [[nodiscard]] absl::StatusOr<MemberPromoteResponse> MemberPromote(
+      uint64_t id, const CallOptions& options = {});
+  void MemberPromoteAsync(uint64_t id, const CallOptions& options,
+                          Callback<MemberPromoteResponse> done);
+  // Maintenance.MoveLeader: asks the leader to hand over to voter `target_id`; answers
+  // once it has (or etcd's error: not leader, bad leader transferee, timed out).
+  [[nodiscard]] absl::StatusOr<MoveLeaderResponse> MoveLeader(uint64_t target_id,
+                                                              const CallOptions& options = {});
+  void MoveLeaderAsync(uint64_t target_id, const CallOptions& options,
+                       Callback<MoveLeaderResponse> done);
 
   // --- Maintenance (client/maintenance.cc) ---
   // Status of one member, asked at `endpoint` ("host:port", need not be one of
