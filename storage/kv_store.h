@@ -107,7 +107,7 @@ struct ApplyEntry {
   std::string_view data;
   // Non-empty: a conf change's resulting membership (a serialized MembershipRecord),
   // stored in the same batch as the applied index.
-  std::string_view members;
+  std::string_view members = {};
 };
 
 struct ApplyResult {
