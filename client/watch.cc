@@ -26,9 +26,22 @@ using client::WatchTracker;
 // Pull mode: batches waiting for Next() before the watch stops reading.
 constexpr size_t kPullQueueMax = 64;
 
+// What a stream does after handing a response to the watch.
+enum class AfterResponse {
+  kReadOn,  // Read the next response.
+  kPaused,  // Pull mode, queue full: the watch restarts the read (ReadMore) or, if it
+            // stops meanwhile, releases the stream's hold (ReleaseHold).
+  kStop,    // The watch has ended or moves elsewhere: no more reads.
+};
+
 class WatchState;
 
-// One Watch stream. Owns itself: deleted in OnDone, after telling the state.
+// One Watch stream. Owns itself: deleted in OnDone, after the state detached it.
+//
+// It keeps one gRPC hold while reads may still be started from outside a reaction (a
+// paused pull-mode watch restarts its read from Next()): without the hold, the call
+// could finish between the pause and that StartRead, and the read would start on a
+// destroyed call (gRPC then aborts on a reference released twice).
 class WatchStream final
     : public grpc::ClientBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse> {
  public:
@@ -41,12 +54,15 @@ class WatchStream final
     // moves to one that has a leader (and is not partitioned away).
     context_.AddMetadata("hasleader", "true");
     endpoint_->watch->async()->Watch(&context_, this);
+    AddHold();
     StartWrite(&create_);
     StartRead(&response_);
     StartCall();
   }
   void Cancel() { context_.TryCancel(); }
+  // Only while paused (the hold is still held); called under the state's lock.
   void ReadMore() { StartRead(&response_); }
+  void ReleaseHold() { RemoveHold(); }
   Endpoint& endpoint() { return *endpoint_; }
 
   void OnWriteDone(bool /*ok*/) override {}
@@ -100,9 +116,16 @@ class WatchState final : public std::enable_shared_from_this<WatchState> {
       absl::MutexLock lock(&mu_);
       if (ended_) return;
       canceled_ = true;
-      // Under mu_: the stream is deleted only after OnStreamDone took mu_. Its OnDone
-      // then ends the watch.
-      if (stream_ != nullptr) return stream_->Cancel();
+      // Under mu_: the stream is deleted only after Detach took mu_. Its OnDone then
+      // ends the watch.
+      if (stream_ != nullptr) {
+        stream_->Cancel();
+        if (read_paused_) {  // No read will be restarted: let the call finish.
+          read_paused_ = false;
+          stream_->ReleaseHold();
+        }
+        return;
+      }
     }
     End(absl::CancelledError("keel: watch cancelled"));
   }
@@ -128,27 +151,27 @@ class WatchState final : public std::enable_shared_from_this<WatchState> {
     return out;
   }
 
-  // Stream side. Returns whether the stream should read on.
-  bool OnResponse(WatchStream* stream, const etcdserverpb::WatchResponse& response) {
+  // Stream side: what the stream does next.
+  AfterResponse OnResponse(WatchStream* stream, const etcdserverpb::WatchResponse& response) {
     WatchTracker::Outcome outcome;
     {
       absl::MutexLock lock(&mu_);
-      if (canceled_ || ended_) return false;
+      if (canceled_ || ended_) return AfterResponse::kStop;
       outcome = tracker_.OnResponse(response);
     }
     using Kind = WatchTracker::Outcome::Kind;
     switch (outcome.kind) {
       case Kind::kNothing:
-        return true;
+        return AfterResponse::kReadOn;
       case Kind::kCreated: {
         stream->endpoint().breaker.OnSuccess();
         absl::MutexLock lock(&mu_);
         retry_ = 0;  // The member serves the watch: the next failure starts afresh.
         endpoint_ = stream->endpoint().address;
-        return true;
+        return AfterResponse::kReadOn;
       }
       case Kind::kProgress:
-        if (!progress_notify_) return true;
+        if (!progress_notify_) return AfterResponse::kReadOn;
         return Deliver(std::move(outcome.batch));
       case Kind::kBatch:
         return Deliver(std::move(outcome.batch));
@@ -169,24 +192,33 @@ class WatchState final : public std::enable_shared_from_this<WatchState> {
         break;  // Resume on another member.
     }
     stream->Cancel();
-    return false;
+    return AfterResponse::kStop;
   }
 
-  void OnStreamDone(WatchStream* stream, const std::shared_ptr<Endpoint>& endpoint,
-                    const grpc::Status& status) {
+  // The stream is done and about to be deleted: Stop and Next no longer reach it.
+  void Detach(WatchStream* stream) {
+    absl::MutexLock lock(&mu_);
+    if (stream_ == stream) stream_ = nullptr;
+    endpoint_.clear();
+    read_paused_ = false;
+    tracker_.OnStreamEnd();
+  }
+
+  // After the stream was deleted: ends the watch or resumes it elsewhere. The endpoint
+  // is released before the watch ends, so the client's channels are not destroyed on
+  // this (gRPC) thread after the client is gone.
+  void OnStreamDone(std::shared_ptr<Endpoint> endpoint, const grpc::Status& status) {
     bool canceled = false;
     absl::Status terminal;
     {
       absl::MutexLock lock(&mu_);
-      if (stream_ == stream) stream_ = nullptr;
-      endpoint_.clear();
-      read_paused_ = false;
-      tracker_.OnStreamEnd();
       canceled = canceled_;
       terminal = terminal_;
     }
-    if (canceled) return End(absl::CancelledError("keel: watch cancelled"));
-    if (!terminal.ok()) return End(terminal);
+    if (canceled || !terminal.ok()) {
+      endpoint.reset();
+      return End(canceled ? absl::CancelledError("keel: watch cancelled") : terminal);
+    }
     // Codes that say the request itself is wrong end the watch; everything else (the
     // member died, stopped, lost its leader, the connection broke) resumes elsewhere.
     switch (status.error_code()) {
@@ -196,6 +228,7 @@ class WatchState final : public std::enable_shared_from_this<WatchState> {
       case grpc::StatusCode::UNIMPLEMENTED:
       case grpc::StatusCode::FAILED_PRECONDITION:
       case grpc::StatusCode::OUT_OF_RANGE:
+        endpoint.reset();
         return End(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                                 status.error_message()));
       default:
@@ -276,37 +309,40 @@ class WatchState final : public std::enable_shared_from_this<WatchState> {
     });
   }
 
-  // Hands a batch or the final error to the caller. Returns whether to read on.
-  bool Deliver(absl::StatusOr<WatchBatch> item) {
+  // Hands a batch or the final error to the caller.
+  AfterResponse Deliver(absl::StatusOr<WatchBatch> item) {
     if (callback_) {
       {
         absl::MutexLock lock(&mu_);
-        if (ended_delivered_ || user_canceled_) return false;
+        if (ended_delivered_ || user_canceled_) return AfterResponse::kStop;
         if (!item.ok()) ended_delivered_ = true;
         in_callback_ = true;
       }
       callback_(std::move(item));
       absl::MutexLock lock(&mu_);
       in_callback_ = false;
-      return !canceled_;
+      return canceled_ ? AfterResponse::kStop : AfterResponse::kReadOn;
     }
     absl::MutexLock lock(&mu_);
-    if (!item.ok()) return false;  // Pull mode: Next reports final_status_.
+    if (!item.ok()) return AfterResponse::kStop;  // Pull mode: Next reports final_status_.
     queue_.push_back(std::move(item));
     if (queue_.size() >= kPullQueueMax) {
       read_paused_ = true;  // Next() resumes the read.
-      return false;
+      return AfterResponse::kPaused;
     }
-    return true;
+    return AfterResponse::kReadOn;
   }
 
   void End(absl::Status status) {
+    std::shared_ptr<Endpoint> avoid;  // Released before EndOp, like the stream's.
     {
       absl::MutexLock lock(&mu_);
       if (ended_) return;
       ended_ = true;
       final_status_ = status;
+      avoid = std::move(avoid_);
     }
+    avoid.reset();
     Deliver(std::move(status));
     if (holds_op_) {
       core_->RemoveCloser(closer_);
@@ -339,14 +375,25 @@ class WatchState final : public std::enable_shared_from_this<WatchState> {
 };
 
 void WatchStream::OnReadDone(bool ok) {
-  if (!ok) return;  // OnDone follows.
-  if (state_->OnResponse(this, response_)) StartRead(&response_);
+  if (!ok) return RemoveHold();  // No more reads; OnDone follows.
+  switch (state_->OnResponse(this, response_)) {
+    case AfterResponse::kReadOn:
+      return StartRead(&response_);
+    case AfterResponse::kStop:
+      return RemoveHold();
+    case AfterResponse::kPaused:
+      return;
+  }
 }
 
 void WatchStream::OnDone(const grpc::Status& status) {
   std::shared_ptr<WatchState> state = std::move(state_);
-  state->OnStreamDone(this, endpoint_, status);
+  std::shared_ptr<Endpoint> endpoint = std::move(endpoint_);
+  state->Detach(this);
+  // The context and the call go before the watch may end (End releases the client op,
+  // after which the Client may be destroyed): nothing of gRPC's outlives the client.
   delete this;
+  state->OnStreamDone(std::move(endpoint), status);
 }
 
 class WatcherImpl final : public Watcher {
