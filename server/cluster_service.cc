@@ -6,7 +6,9 @@
 // that no other change is pending (RaftNode::ProposeConfChange), and the answer comes
 // once the conf-change entry applied on the leader. A follower forwards the call to the
 // leader's peer port (metadata keel-forwarded, never forwarded twice; keel-cluster-id,
-// refused by a member of another cluster).
+// refused by a member of another cluster), and answers once it has applied the change
+// itself (a read barrier), so a MemberList on the same member right after a MemberAdd
+// lists the new member, as etcd's members do (they answer once they applied it).
 #include <map>
 #include <memory>
 #include <mutex>
@@ -80,28 +82,63 @@ absl::Status Route(const ClientServiceContext* ctx, grpc::CallbackServerContext*
   return absl::OkStatus();
 }
 
-// Forwards one call to the leader's peer port and answers with what it answered.
+// Forwards one call to the leader's peer port; once the leader answered OK, waits until
+// this member applied the change too, then answers with what the leader answered.
 template <typename Req, typename Resp, typename Method>
 void Forward(const ClientServiceContext* ctx, grpc::CallbackServerContext* call,
              grpc::ServerUnaryReactor* reactor, const std::string& address, const Req* req,
-             Resp* resp, Method method) {
+             Resp* resp, Method method, bool wait_applied) {
   struct Outgoing {
     grpc::ClientContext context;
   };
   auto out = std::make_shared<Outgoing>();
-  out->context.set_deadline(absl::ToChronoTime(CallDeadline(call, ctx->request_timeout)));
+  const absl::Time deadline = CallDeadline(call, ctx->request_timeout);
+  out->context.set_deadline(absl::ToChronoTime(deadline));
   out->context.AddMetadata(kForwardedKey, "1");
   out->context.AddMetadata(kClusterIdKey, absl::StrCat(ctx->cluster_id));
   etcdserverpb::Cluster::Stub* stub = ctx->member_forwarder->Stub(address);
-  method(stub->async(), &out->context, req, resp, [reactor, out](grpc::Status status) {
-    if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      status = ToGrpcStatus(ErrTimeout());
-    } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-               status.error_message().rfind("etcdserver: ", 0) != 0) {
-      status = ToGrpcStatus(ErrLeaderChanged());  // The leader's port went away.
-    }
-    reactor->Finish(status);
-  });
+  method(stub->async(), &out->context, req, resp,
+         [ctx, reactor, out, deadline, wait_applied](grpc::Status status) {
+           if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+             status = ToGrpcStatus(ErrTimeout());
+           } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+                      status.error_message().rfind("etcdserver: ", 0) != 0) {
+             status = ToGrpcStatus(ErrLeaderChanged());  // The leader's port went away.
+           }
+           if (!status.ok() || !wait_applied) return reactor->Finish(status);
+           // The change is committed (the leader applied it): a barrier waits for this member
+           // to apply everything committed, so it is in its member list when it answers.
+           ctx->node->ReadBarrier(deadline, [reactor](absl::Status applied) {
+             reactor->Finish(ToGrpcStatus(applied));
+           });
+         });
+}
+
+// The prologue every membership call shares: refused (answered here, true), forwarded to
+// the leader (answered later, true), or to be decided here, on the leader (false).
+// wait_applied = false: a forwarded call answers as soon as the leader did (a member
+// removing itself stops once it applies that, and could not wait for it).
+template <typename Req, typename Resp, typename Method>
+bool RoutedElsewhere(const ClientServiceContext* ctx, grpc::CallbackServerContext* call,
+                     grpc::ServerUnaryReactor* reactor, const Req* req, Resp* resp, Method method,
+                     bool wait_applied = true) {
+  bool local = false;
+  std::string address;
+  absl::Status status = Route(ctx, call, &local, &address);
+  if (!status.ok()) {
+    reactor->Finish(ToGrpcStatus(status));
+    return true;
+  }
+  if (local) return false;
+  Forward(ctx, call, reactor, address, req, resp, method, wait_applied);
+  return true;
+}
+
+// Answers `status` when it is an error; true then.
+bool Refused(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+  if (status.ok()) return false;
+  reactor->Finish(ToGrpcStatus(status));
+  return true;
 }
 
 template <typename Resp>
@@ -127,23 +164,14 @@ grpc::ServerUnaryReactor* ClusterService::MemberAdd(grpc::CallbackServerContext*
                                                     const etcdserverpb::MemberAddRequest* req,
                                                     etcdserverpb::MemberAddResponse* resp) {
   auto* reactor = call->DefaultReactor();
-  bool local = false;
-  std::string address;
-  absl::Status status = Route(ctx_, call, &local, &address);
-  if (status.ok() && !local) {
-    Forward(ctx_, call, reactor, address, req, resp,
-            [](auto* async, auto* c, auto* rq, auto* rs, auto cb) {
-              async->MemberAdd(c, rq, rs, std::move(cb));
-            });
+  if (RoutedElsewhere(ctx_, call, reactor, req, resp,
+                      [](auto* async, auto* c, auto* rq, auto* rs, auto cb) {
+                        async->MemberAdd(c, rq, rs, std::move(cb));
+                      })) {
     return reactor;
   }
   const std::vector<std::string> urls(req->peerurls().begin(), req->peerurls().end());
-  const internalpb::MembershipRecord record = ctx_->members->Record();
-  if (status.ok()) status = CheckAdd(record, urls, req->islearner());
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
+  if (Refused(reactor, CheckAdd(ctx_->members->Record(), urls, req->islearner()))) return reactor;
   // etcd's way: the peer URLs, the cluster token and the time, so a member re-added on
   // the same URLs after a removal gets a new id (a removed id never comes back).
   const uint64_t id = ComputeMemberId(urls, ctx_->cluster_token,
@@ -171,21 +199,15 @@ grpc::ServerUnaryReactor* ClusterService::MemberRemove(grpc::CallbackServerConte
                                                        const etcdserverpb::MemberRemoveRequest* req,
                                                        etcdserverpb::MemberRemoveResponse* resp) {
   auto* reactor = call->DefaultReactor();
-  bool local = false;
-  std::string address;
-  absl::Status status = Route(ctx_, call, &local, &address);
-  if (status.ok() && !local) {
-    Forward(ctx_, call, reactor, address, req, resp,
-            [](auto* async, auto* c, auto* rq, auto* rs, auto cb) {
-              async->MemberRemove(c, rq, rs, std::move(cb));
-            });
+  if (RoutedElsewhere(
+          ctx_, call, reactor, req, resp,
+          [](auto* async, auto* c, auto* rq, auto* rs, auto cb) {
+            async->MemberRemove(c, rq, rs, std::move(cb));
+          },
+          /*wait_applied=*/req->id() != ctx_->member_id)) {
     return reactor;
   }
-  if (status.ok()) status = CheckRemove(ctx_->members->Record(), req->id());
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
+  if (Refused(reactor, CheckRemove(ctx_->members->Record(), req->id()))) return reactor;
   raftpb::ConfChange change;
   change.set_type(raftpb::CONF_CHANGE_REMOVE_NODE);
   change.set_node_id(req->id());
@@ -197,22 +219,14 @@ grpc::ServerUnaryReactor* ClusterService::MemberUpdate(grpc::CallbackServerConte
                                                        const etcdserverpb::MemberUpdateRequest* req,
                                                        etcdserverpb::MemberUpdateResponse* resp) {
   auto* reactor = call->DefaultReactor();
-  bool local = false;
-  std::string address;
-  absl::Status status = Route(ctx_, call, &local, &address);
-  if (status.ok() && !local) {
-    Forward(ctx_, call, reactor, address, req, resp,
-            [](auto* async, auto* c, auto* rq, auto* rs, auto cb) {
-              async->MemberUpdate(c, rq, rs, std::move(cb));
-            });
+  if (RoutedElsewhere(ctx_, call, reactor, req, resp,
+                      [](auto* async, auto* c, auto* rq, auto* rs, auto cb) {
+                        async->MemberUpdate(c, rq, rs, std::move(cb));
+                      })) {
     return reactor;
   }
   const std::vector<std::string> urls(req->peerurls().begin(), req->peerurls().end());
-  if (status.ok()) status = CheckUpdate(ctx_->members->Record(), req->id(), urls);
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
+  if (Refused(reactor, CheckUpdate(ctx_->members->Record(), req->id(), urls))) return reactor;
   raftpb::ConfChange change;
   change.set_type(raftpb::CONF_CHANGE_UPDATE_NODE);
   change.set_node_id(req->id());
@@ -227,21 +241,13 @@ grpc::ServerUnaryReactor* ClusterService::MemberPromote(
     grpc::CallbackServerContext* call, const etcdserverpb::MemberPromoteRequest* req,
     etcdserverpb::MemberPromoteResponse* resp) {
   auto* reactor = call->DefaultReactor();
-  bool local = false;
-  std::string address;
-  absl::Status status = Route(ctx_, call, &local, &address);
-  if (status.ok() && !local) {
-    Forward(ctx_, call, reactor, address, req, resp,
-            [](auto* async, auto* c, auto* rq, auto* rs, auto cb) {
-              async->MemberPromote(c, rq, rs, std::move(cb));
-            });
+  if (RoutedElsewhere(ctx_, call, reactor, req, resp,
+                      [](auto* async, auto* c, auto* rq, auto* rs, auto cb) {
+                        async->MemberPromote(c, rq, rs, std::move(cb));
+                      })) {
     return reactor;
   }
-  if (status.ok()) status = CheckPromote(ctx_->members->Record(), req->id());
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
-  }
+  if (Refused(reactor, CheckPromote(ctx_->members->Record(), req->id()))) return reactor;
   raftpb::ConfChange change;
   change.set_type(raftpb::CONF_CHANGE_ADD_NODE);
   change.set_node_id(req->id());

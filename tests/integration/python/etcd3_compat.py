@@ -99,6 +99,18 @@ def main():
     members = list(c.members)
     check(len(members) == len(addrs), "members lists %d members" % len(addrs))
     check(all(m.name and m.peer_urls and m.client_urls for m in members), "member fields")
+    # A member that is added, updated and removed again (never started: with 3 of 4
+    # started the cluster keeps its quorum, which is etcd's condition for the add).
+    added = c.add_member(["http://127.0.0.1:1"])
+    check(added.id != 0 and list(added.peer_urls) == ["http://127.0.0.1:1"], "add_member")
+    check(len(list(c.members)) == len(addrs) + 1, "the added member is listed")
+    c.update_member(added.id, ["http://127.0.0.1:2"])
+    updated = [m for m in c.members if m.id == added.id]
+    check(len(updated) == 1 and list(updated[0].peer_urls) == ["http://127.0.0.1:2"],
+          "update_member changes its peer URL")
+    c.remove_member(added.id)
+    check(sorted(m.id for m in c.members) == sorted(m.id for m in members),
+          "remove_member leaves the original members")
     status = c.status()
     check(status.leader is not None and status.leader.id in [m.id for m in members],
           "status names a leader among the members")
