@@ -1,6 +1,7 @@
 // keel-chaos: runs a real keeld cluster under client load while injecting faults on a
 // seeded schedule (kill -9, SIGSTOP, network partitions in private network namespaces,
-// message and disk failpoints), then heals it, reads everything back, checks the
+// message and disk failpoints, leader moves and members removed and added again), then
+// heals it, checks the membership, reads everything back, checks the
 // recorded history for linearizability (tools/lincheck) and that no acknowledged write
 // of the set workload was lost. Prints exactly one line on stdout:
 //   VALID ops=… ok=… fail=… unknown=… faults=… lost=0            (exit 0)
@@ -277,6 +278,8 @@ int Run(const Options& o) {
   workload_options.seed = seed;
   OpCounts counts;
   int injected = 0;
+  int leader_moves = 0;
+  int members_replaced = 0;
   uint64_t lost = 0;
   WatchCheckResult watch;
   {
@@ -330,6 +333,11 @@ int Run(const Options& o) {
     } else {
       Say(absl::StrCat("healed; leader n", *leader + 1));
     }
+    // One member per slot, each started and a voter (replace-member changes them).
+    absl::Status members = schedule.CheckMembers(absl::Seconds(60));
+    if (!members.ok()) verdict.reasons.push_back(std::string(members.message()));
+    leader_moves = schedule.leader_moves();
+    members_replaced = schedule.members_replaced();
     workload.Stop();
     absl::Status read = workload.ReadEveryKey(absl::Seconds(60));
     if (!read.ok()) verdict.reasons.push_back(std::string(read.message()));
@@ -362,11 +370,13 @@ int Run(const Options& o) {
 
   verdict.valid = verdict.reasons.empty();
   if (verdict.valid) verdict.word = "VALID";
-  std::printf("%s ops=%lu ok=%lu fail=%lu unknown=%lu faults=%d lost=%lu watchers=%d %s\n",
-              verdict.word.c_str(), static_cast<unsigned long>(counts.ops),
-              static_cast<unsigned long>(counts.ok), static_cast<unsigned long>(counts.fail),
-              static_cast<unsigned long>(counts.unknown), injected,
-              static_cast<unsigned long>(lost), o.watchers, watch.Summary().c_str());
+  std::printf(
+      "%s ops=%lu ok=%lu fail=%lu unknown=%lu faults=%d leader_moves=%d members_replaced=%d "
+      "lost=%lu watchers=%d %s\n",
+      verdict.word.c_str(), static_cast<unsigned long>(counts.ops),
+      static_cast<unsigned long>(counts.ok), static_cast<unsigned long>(counts.fail),
+      static_cast<unsigned long>(counts.unknown), injected, leader_moves, members_replaced,
+      static_cast<unsigned long>(lost), o.watchers, watch.Summary().c_str());
   std::fflush(stdout);
   for (const auto& reason : verdict.reasons) Say(reason);
   const bool caught = !verdict.valid && verdict.word == "INVALID";
@@ -421,8 +431,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--election-ms", o.election_ms, "keeld --election-timeout")->capture_default_str();
   app.add_option("--faults", o.faults,
-                 "Comma-separated: all, kill, pause, partition, net, disk, or single faults "
-                 "(kill-leader, isolate-leader, split, bridge, one-way, flap, ...)")
+                 "Comma-separated: all, kill, pause, partition, net, disk, member, or single "
+                 "faults (kill-leader, isolate-leader, split, bridge, one-way, flap, move-leader, "
+                 "replace-member, ...)")
       ->capture_default_str();
   app.add_option("--bug", o.bug, "Start every member with --UNSAFE-bug NAME (test builds)");
   app.add_option("--keeld-flag", o.keeld_flags,

@@ -19,8 +19,20 @@ TEST(ChaosFaultsTest, ParsesGroupsAndNames) {
             (std::vector<Fault>{Fault::kKillMember, Fault::kKillLeader, Fault::kIsolateLeader}));
   auto all = ParseFaults("all", /*netns=*/false, /*failpoints=*/false);
   ASSERT_TRUE(all.ok());
-  EXPECT_EQ(*all, (std::vector<Fault>{Fault::kKillMember, Fault::kKillLeader, Fault::kPauseMember,
-                                      Fault::kPauseLeader}));
+  // Membership faults need neither namespaces nor failpoints.
+  EXPECT_EQ(*all,
+            (std::vector<Fault>{Fault::kKillMember, Fault::kKillLeader, Fault::kPauseMember,
+                                Fault::kPauseLeader, Fault::kMoveLeader, Fault::kReplaceMember}));
+  auto member = ParseFaults("member,kill-leader", /*netns=*/false, /*failpoints=*/false);
+  ASSERT_TRUE(member.ok()) << member.status();
+  EXPECT_EQ(*member,
+            (std::vector<Fault>{Fault::kKillLeader, Fault::kMoveLeader, Fault::kReplaceMember}));
+  auto one = ParseFaults("replace-member", /*netns=*/false, /*failpoints=*/false);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(*one, (std::vector<Fault>{Fault::kReplaceMember}));
+  EXPECT_STREQ(FaultName(Fault::kMoveLeader), "move-leader");
+  EXPECT_NE(ParseFaults("members", true, true).status().message().find("member,"),
+            std::string::npos);  // The error lists the groups, "member" among them.
   EXPECT_EQ(ParseFaults("partition", false, true).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseFaults("net", true, false).status().code(), absl::StatusCode::kInvalidArgument);

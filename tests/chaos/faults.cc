@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -36,7 +38,31 @@ constexpr FaultInfo kFaults[] = {
     {Fault::kFlap, "flap", "partition"},
     {Fault::kNetChaos, "net", "net"},
     {Fault::kSlowDisk, "slow-disk", "disk"},
+    {Fault::kMoveLeader, "move-leader", "member"},
+    {Fault::kReplaceMember, "replace-member", "member"},
 };
+
+// A membership call that certainly changed nothing: refused before proposing (etcd's
+// checks, no leader, not the leader). Anything else (timeouts, a leader change, a lost
+// connection) may still apply: the member list tells.
+bool Refused(const absl::Status& status) {
+  return absl::IsFailedPrecondition(status) || absl::IsNotFound(status) ||
+         absl::IsInvalidArgument(status) ||
+         absl::StrContains(status.message(), "etcdserver: no leader") ||
+         absl::StrContains(status.message(), "etcdserver: not leader");
+}
+
+// The message up to the client's account of its attempts (" (" or ";"), for counting.
+std::string ShortMessage(const absl::Status& status) {
+  std::string message(status.message());
+  for (const char* end : {" (", "; "}) {
+    const size_t at = message.find(end);
+    if (at != std::string::npos && at > 0) message.resize(at);
+  }
+  return message;
+}
+
+std::string Hex(uint64_t id) { return absl::StrCat(absl::Hex(id)); }
 
 std::string Members(const std::vector<int>& members) {
   std::vector<std::string> names;
@@ -81,7 +107,8 @@ absl::StatusOr<std::vector<Fault>> ParseFaults(const std::string& list, bool net
       faults.push_back(info.fault);
     }
     if (!matched) {
-      std::vector<std::string> known = {"all", "kill", "pause", "partition", "net", "disk"};
+      std::vector<std::string> known = {"all", "kill", "pause", "partition",
+                                        "net", "disk", "member"};
       for (const auto& info : kFaults) known.push_back(info.name);
       return absl::InvalidArgumentError(
           absl::StrCat("unknown fault '", word, "'; known: ", absl::StrJoin(known, ", ")));
@@ -112,6 +139,14 @@ void FaultSchedule::NoteCrashes() {
   for (int i = 0; i < cluster_->size(); ++i) {
     std::optional<int> code = cluster_->Exited(i);
     if (!code) continue;
+    if (*code == 0 &&
+        absl::StrContains(cluster_->LogSinceSpawn(i), "was removed from the cluster")) {
+      // A removal whose answer was lost (and so looked refused) applied later.
+      Log(absl::StrCat("n", i + 1,
+                       " stopped: it was removed from the cluster; it is added again before the "
+                       "next fault"));
+      continue;
+    }
     crashes_.push_back(absl::StrCat("n", i + 1, " exited on its own with code ", *code,
                                     "; its log: ", cluster_->member(i).log_path));
     Log(crashes_.back());
@@ -146,10 +181,15 @@ int FaultSchedule::FindLeader() {
 }
 
 absl::Status FaultSchedule::RunUntil(absl::Time end, const std::function<bool()>& stop) {
+  const bool member_faults =
+      std::any_of(options_.faults.begin(), options_.faults.end(),
+                  [](Fault f) { return f == Fault::kMoveLeader || f == Fault::kReplaceMember; });
+  if (member_faults) RETURN_IF_ERROR(ConnectClient());
   while (absl::Now() < end && !stop()) {
     const Fault fault =
         options_.faults[std::uniform_int_distribution<size_t>(0, options_.faults.size() - 1)(rng_)];
     NoteCrashes();
+    if (client_) RETURN_IF_ERROR(Reconcile());
     RETURN_IF_ERROR(RunOne(fault));
     ++injected_;
     NoteCrashes();
@@ -261,6 +301,10 @@ absl::Status FaultSchedule::RunOne(Fault fault) {
       Log(absl::StrCat("slow-disk n", m + 1, " off"));
       return absl::OkStatus();
     }
+    case Fault::kMoveLeader:
+      return MoveLeader();
+    case Fault::kReplaceMember:
+      return ReplaceMember(hold);
   }
   return absl::InternalError("unhandled fault");
 }
@@ -319,12 +363,272 @@ absl::Status FaultSchedule::HealAll() {
   }
   for (int m : paused_) cluster_->Signal(m, SIGCONT);
   paused_.clear();
+  // Removed slots first (a restart of one is refused), then the killed members, then
+  // the learners (which need to be running to catch up).
+  if (client_) RETURN_IF_ERROR(Reconcile());
   for (int i = 0; i < cluster_->size(); ++i) {
     if (cluster_->running(i)) continue;
     Log(absl::StrCat("restart n", i + 1));
     RETURN_IF_ERROR(cluster_->Restart(i, absl::Seconds(30)));
   }
+  if (client_) {
+    RETURN_IF_ERROR(Reconcile());
+    std::vector<std::string> outcomes;
+    for (const auto& [what, count] : member_outcomes_) {
+      outcomes.push_back(absl::StrCat(what, " x", count));
+    }
+    Log(absl::StrCat("membership calls: ", absl::StrJoin(outcomes, "; ")));
+  }
   return absl::OkStatus();
+}
+
+absl::Status FaultSchedule::ConnectClient() {
+  if (client_) return absl::OkStatus();
+  ClientOptions options;
+  for (int i = 0; i < cluster_->size(); ++i)
+    options.endpoints.push_back(cluster_->client_address(i));
+  options.connect_timeout = absl::Seconds(30);
+  ASSIGN_OR_RETURN(client_, Client::Connect(options));
+  return absl::OkStatus();
+}
+
+void FaultSchedule::CountOutcome(const std::string& what, const absl::Status& status) {
+  ++member_outcomes_[absl::StrCat(what, ": ", status.ok() ? "ok" : ShortMessage(status))];
+}
+
+absl::StatusOr<MemberListResponse> FaultSchedule::ListMembers(absl::Duration timeout) {
+  RETURN_IF_ERROR(ConnectClient());
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    auto list = client_->MemberList({.timeout = absl::Seconds(5)});
+    if (list.ok() || absl::Now() >= deadline) return list;
+    absl::SleepFor(absl::Milliseconds(200));  // Polling (with a deadline) for an answer.
+  }
+}
+
+const etcdserverpb::Member* FaultSchedule::FindSlot(const MemberListResponse& list,
+                                                    int member) const {
+  const std::string url = cluster_->peer_url(member);
+  for (const auto& m : list.members()) {
+    for (const auto& u : m.peerurls()) {
+      if (u == url) return &m;
+    }
+  }
+  return nullptr;
+}
+
+absl::Status FaultSchedule::MoveLeader() {
+  const int n = cluster_->size();
+  const int leader = FindLeader();
+  int target = std::uniform_int_distribution<int>(0, n - 2)(rng_);
+  if (target >= leader) ++target;
+  // The target's current id (it changes when its slot is replaced).
+  auto status = cluster_->Status(target, absl::Seconds(1));
+  if (!status.ok()) {
+    CountOutcome("move-leader", status.status());
+    Log(absl::StrCat("move-leader: n", target + 1, " does not answer (", status.status().message(),
+                     "), skipped"));
+    return absl::OkStatus();
+  }
+  const uint64_t id = status->header().member_id();
+  Log(absl::StrCat("move-leader n", leader + 1, " -> n", target + 1, " (", Hex(id), ")"));
+  auto moved = client_->MoveLeader(id, {.timeout = absl::Seconds(10)});
+  CountOutcome("move-leader", moved.status());
+  if (moved.ok()) {
+    ++leader_moves_;
+    Log("leader moved");
+  } else {
+    // etcd gives the same answers under faults (no leader, timed out): counted only.
+    Log(absl::StrCat("move-leader: ", moved.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FaultSchedule::ReplaceMember(absl::Duration hold) {
+  const int n = cluster_->size();
+  const int leader = FindLeader();
+  int victim = leader;
+  if (!std::bernoulli_distribution(0.25)(rng_)) {
+    victim = std::uniform_int_distribution<int>(0, n - 2)(rng_);
+    if (victim >= leader) ++victim;
+  }
+  auto list = ListMembers(absl::Seconds(10));
+  if (!list.ok()) {
+    CountOutcome("remove", list.status());
+    Log(absl::StrCat("replace-member: no member list (", list.status().message(), "), skipped"));
+    return absl::OkStatus();
+  }
+  const etcdserverpb::Member* listed = FindSlot(*list, victim);
+  if (listed == nullptr) {
+    return absl::InternalError(absl::StrCat("n", victim + 1, " is not in the member list"));
+  }
+  const uint64_t id = listed->id();
+  Log(absl::StrCat("replace-member n", victim + 1, " (", Hex(id),
+                   victim == leader ? ", leader" : "", "): remove"));
+  auto removed = client_->MemberRemove(id, {.timeout = absl::Seconds(10)});
+  CountOutcome("remove", removed.status());
+  if (!removed.ok()) {
+    bool gone = false;
+    if (!Refused(removed.status())) {
+      // Maybe applied: the member list tells.
+      integration::WaitFor(
+          [&] {
+            auto now = ListMembers(absl::Seconds(5));
+            gone = now.ok() && FindSlot(*now, victim) == nullptr;
+            return gone;
+          },
+          absl::Seconds(10));
+    }
+    if (!gone) {
+      // A refused change is skipped; the schedule tries another one later. A removal
+      // that applies after all stops n<victim>, which Reconcile re-adds.
+      Log(absl::StrCat("remove n", victim + 1, ": ", removed.status().message(), "; skipped"));
+      return absl::OkStatus();
+    }
+  }
+  // It hands over (if it led), then stops by itself.
+  std::optional<int> code = cluster_->WaitExited(victim, absl::Seconds(20));
+  if (!code) {
+    crashes_.push_back(absl::StrCat(
+        "n", victim + 1, " (", Hex(id),
+        ") did not stop within 20 s of its removal; its log: ", cluster_->member(victim).log_path));
+    Log(crashes_.back());
+    cluster_->Kill(victim);
+  } else if (*code != 0) {
+    crashes_.push_back(
+        absl::StrCat("n", victim + 1, " exited with code ", *code,
+                     " after its removal; its log: ", cluster_->member(victim).log_path));
+    Log(crashes_.back());
+  }
+  Log(absl::StrCat("n", victim + 1, " removed and stopped; ", n - 1, " members for ",
+                   absl::FormatDuration(hold)));
+  absl::SleepFor(hold);  // Traffic on the smaller cluster.
+  RETURN_IF_ERROR(Rejoin(victim));
+  ++members_replaced_;
+  return absl::OkStatus();
+}
+
+absl::Status FaultSchedule::Rejoin(int member) {
+  const std::string url = cluster_->peer_url(member);
+  uint64_t id = 0;
+  absl::Status last;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (id == 0 && absl::Now() < deadline) {
+    auto added = client_->MemberAdd({url}, /*is_learner=*/true, {.timeout = absl::Seconds(10)});
+    CountOutcome("add", added.status());
+    if (added.ok()) {
+      id = added->member().id();
+      break;
+    }
+    last = added.status();
+    if (!Refused(last) || absl::StrContains(last.message(), "Peer URLs already exists")) {
+      // It may have applied, now or in an earlier attempt: the member list tells.
+      auto list = ListMembers(absl::Seconds(10));
+      const etcdserverpb::Member* listed = list.ok() ? FindSlot(*list, member) : nullptr;
+      if (listed != nullptr) {
+        id = listed->id();
+        break;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(500));  // A refused change is retried later.
+  }
+  if (id == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("n", member + 1, " could not be added again in 60 s: ", last.message()));
+  }
+  Log(absl::StrCat("n", member + 1, " added as learner ", Hex(id),
+                   "; starting it on a wiped data dir with --initial-cluster-state existing"));
+  RETURN_IF_ERROR(cluster_->PrepareRejoin(member));
+  RETURN_IF_ERROR(cluster_->Restart(member, absl::Seconds(30)));
+  if (!Promote(member, id, absl::Seconds(60))) {
+    Log(absl::StrCat("n", member + 1, " is still a learner after 60 s; promoted later"));
+  }
+  return absl::OkStatus();
+}
+
+bool FaultSchedule::Promote(int member, uint64_t id, absl::Duration timeout) {
+  std::set<std::string> seen;  // Each refusal counted once per promotion, not per poll.
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    auto promoted = client_->MemberPromote(id, {.timeout = absl::Seconds(10)});
+    const absl::Status& s = promoted.status();
+    if (s.ok() || seen.insert(ShortMessage(s)).second) CountOutcome("promote", s);
+    if (s.ok()) {
+      Log(absl::StrCat("n", member + 1, " promoted to voter"));
+      return true;
+    }
+    if (absl::IsFailedPrecondition(s) &&
+        absl::StrContains(s.message(), "can only promote a learner member") &&
+        !absl::StrContains(s.message(), "in sync")) {
+      Log(absl::StrCat("n", member + 1, " is a voter already"));  // An earlier answer was lost.
+      return true;
+    }
+    if (!Refused(s)) {
+      auto list = ListMembers(absl::Seconds(5));
+      const etcdserverpb::Member* listed = list.ok() ? FindSlot(*list, member) : nullptr;
+      if (listed != nullptr && listed->id() == id && !listed->islearner()) {
+        Log(absl::StrCat("n", member + 1, " promoted to voter (answer lost)"));
+        return true;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(200));  // Polling until it caught up.
+  }
+  return false;
+}
+
+absl::Status FaultSchedule::Reconcile() {
+  ASSIGN_OR_RETURN(MemberListResponse list, ListMembers(absl::Seconds(30)));
+  for (int i = 0; i < cluster_->size(); ++i) {
+    const etcdserverpb::Member* listed = FindSlot(list, i);
+    if (listed == nullptr) {
+      Log(absl::StrCat("n", i + 1, " is not in the member list: adding it again"));
+      if (cluster_->running(i) && !cluster_->WaitExited(i, absl::Seconds(20))) {
+        Log(absl::StrCat("n", i + 1, " did not stop after its removal: killed"));
+        cluster_->Kill(i);
+      }
+      RETURN_IF_ERROR(Rejoin(i));
+    } else if (listed->islearner() && cluster_->running(i)) {
+      Log(absl::StrCat("n", i + 1, " (", Hex(listed->id()), ") is a learner: promoting it"));
+      if (!Promote(i, listed->id(), absl::Seconds(60))) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("learner n", i + 1, " was not promoted within 60 s"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FaultSchedule::CheckMembers(absl::Duration timeout) {
+  std::string problem;
+  const bool ok = integration::WaitFor(
+      [&] {
+        auto list = ListMembers(absl::Seconds(5));
+        if (!list.ok()) {
+          problem = absl::StrCat("no member list: ", list.status().message());
+          return false;
+        }
+        std::vector<std::string> seen;
+        for (const auto& m : list->members()) {
+          seen.push_back(absl::StrCat(Hex(m.id()), "=", m.name().empty() ? "(unstarted)" : m.name(),
+                                      m.islearner() ? " (learner)" : ""));
+        }
+        problem = absl::StrCat("member list {", absl::StrJoin(seen, ", "), "}");
+        if (list->members_size() != cluster_->size()) return false;
+        for (int i = 0; i < cluster_->size(); ++i) {
+          const etcdserverpb::Member* listed = FindSlot(*list, i);
+          if (listed == nullptr || listed->islearner() ||
+              listed->name() != cluster_->member(i).name || listed->clienturls().empty() ||
+              !cluster_->running(i)) {
+            absl::StrAppend(&problem, ": n", i + 1,
+                            " is missing, a learner, not started or not running");
+            return false;
+          }
+        }
+        return true;
+      },
+      timeout);
+  if (ok) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("membership after healing: ", problem));
 }
 
 }  // namespace keel::chaos

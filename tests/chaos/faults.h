@@ -1,12 +1,19 @@
 // The faults of a chaos run and the seeded schedule that injects them into a running
 // cluster: one fault at a time, held for a random time, then healed.
 //
+// Members are tracked by slot (n1..nN: name, addresses, data dir), never by the raft id
+// fixed at start: replace-member gives a slot a new id, and every other fault, the heal
+// and the final checks look the current id up (Maintenance.Status, MemberList by peer
+// URL).
+//
 // Thread-safety: one thread (the driver's main thread: keeld children are forked from
 // it, and PR_SET_PDEATHSIG ties their life to the thread that forked them).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -14,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "keel/client.h"
 #include "tests/chaos/netns.h"
 #include "tests/integration/cluster.h"
 
@@ -32,11 +40,14 @@ enum class Fault {
   kFlap,           // a random member's links go down and up every few hundred ms
   kNetChaos,       // every member drops, duplicates, delays and reorders peer messages
   kSlowDisk,       // the leader's (or a random member's) fsyncs take up to seconds
+  kMoveLeader,     // Maintenance.MoveLeader to a random other voter
+  kReplaceMember,  // remove a random member (sometimes the leader), re-add it with a
+                   // wiped data dir under a new id: a learner, promoted once in sync
 };
 
 const char* FaultName(Fault fault);
 
-// Parses "kill,pause,partition,net,disk" (groups) or single names such as
+// Parses "kill,pause,partition,net,disk,member" (groups) or single names such as
 // "isolate-leader" into faults. Partition faults need `netns`; net and disk need
 // `failpoints`: asking for them without is an error. "all": everything available.
 [[nodiscard]] absl::StatusOr<std::vector<Fault>> ParseFaults(const std::string& list, bool netns,
@@ -64,10 +75,18 @@ class FaultSchedule {
   // by a quiet time.
   [[nodiscard]] absl::Status RunUntil(absl::Time end, const std::function<bool()>& stop);
   // Ends every fault: partitions removed, failpoints off, paused members continued,
-  // killed members restarted.
+  // killed members restarted, removed slots added again and learners promoted.
   [[nodiscard]] absl::Status HealAll();
+  // After HealAll: the member list has exactly one member per slot (its peer URL), each
+  // started (named after its slot), none a learner. Polls until `timeout`.
+  [[nodiscard]] absl::Status CheckMembers(absl::Duration timeout);
 
   int injected() const { return injected_; }
+  // Each membership call's outcome and how often, e.g. "move-leader: ok" or
+  // "remove: etcdserver: re-configuration failed due to not enough started members".
+  const std::map<std::string, int>& member_outcomes() const { return member_outcomes_; }
+  int members_replaced() const { return members_replaced_; }
+  int leader_moves() const { return leader_moves_; }
   // Members that exited on their own (not killed by the schedule): one line each, with
   // the exit code. A crash is a bug in keel even if no answer was wrong.
   const std::vector<std::string>& crashes() const { return crashes_; }
@@ -78,6 +97,24 @@ class FaultSchedule {
                                        const std::string& what);
   [[nodiscard]] absl::Status Flap(int member, absl::Duration hold);
   [[nodiscard]] absl::Status SetFailpoints(int member, const std::string& settings);
+  [[nodiscard]] absl::Status MoveLeader();
+  [[nodiscard]] absl::Status ReplaceMember(absl::Duration hold);
+  // Slot `member` was removed and has stopped: wipe it, add it as a learner, start it,
+  // promote it once in sync (left a learner if that takes too long: see Reconcile).
+  [[nodiscard]] absl::Status Rejoin(int member);
+  // Promotes learner `id` (slot `member`) once it caught up; false if it did not within
+  // `timeout`.
+  bool Promote(int member, uint64_t id, absl::Duration timeout);
+  // Repairs what an earlier change left half done (a removal whose answer was lost and
+  // that applied later, a learner not promoted in time): re-adds the missing slots and
+  // promotes learners.
+  [[nodiscard]] absl::Status Reconcile();
+  // The cluster's member list (through the client, retried until `timeout`).
+  [[nodiscard]] absl::StatusOr<MemberListResponse> ListMembers(absl::Duration timeout);
+  // The list's entry of slot `member` (by peer URL), or null.
+  const etcdserverpb::Member* FindSlot(const MemberListResponse& list, int member) const;
+  [[nodiscard]] absl::Status ConnectClient();
+  void CountOutcome(const std::string& what, const absl::Status& status);
   // The member the others follow (asked over Maintenance.Status), or a random running
   // member if none can be found quickly.
   int FindLeader();
@@ -96,6 +133,11 @@ class FaultSchedule {
   std::set<int> paused_;
   int injected_ = 0;
   std::vector<std::string> crashes_;
+  // For the member faults: a client of every slot's client address.
+  std::unique_ptr<Client> client_;
+  std::map<std::string, int> member_outcomes_;
+  int members_replaced_ = 0;
+  int leader_moves_ = 0;
 };
 
 }  // namespace keel::chaos

@@ -264,6 +264,21 @@ int Cluster::AddMember(const std::string& initial_cluster_flag) {
   return i;
 }
 
+absl::Status Cluster::PrepareRejoin(int i) {
+  Member& m = members_[i];
+  if (m.pid > 0) return absl::FailedPreconditionError(absl::StrCat(m.name, " is running"));
+  std::error_code ec;
+  std::filesystem::remove_all(m.data_dir, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot remove ", m.data_dir, ": ", ec.message()));
+  }
+  BuildFlags(i);
+  m.flags.push_back("--initial-cluster-state");
+  m.flags.push_back("existing");
+  m.member_id = 0;
+  return absl::OkStatus();
+}
+
 std::string Cluster::peer_url(int i) const {
   return absl::StrCat("http://", host(i), ":", members_[i].peer_port);
 }
@@ -548,6 +563,11 @@ grpc::Status Cluster::PutWithRetry(int i, const std::string& key, const std::str
 }
 
 std::string Cluster::Log(int i) const { return ReadFile(members_[i].log_path); }
+
+std::string Cluster::LogSinceSpawn(int i) const {
+  const std::string log = Log(i);
+  return log.size() > log_offset_at_spawn_[i] ? log.substr(log_offset_at_spawn_[i]) : "";
+}
 
 std::string Cluster::LogTail(int i, int lines) const {
   const std::string log = Log(i);

@@ -140,6 +140,10 @@ class Cluster {
   int AddMember(const std::string& initial_cluster = "");
   // "http://127.0.0.1:<peer port>" of member i.
   std::string peer_url(int i) const;
+  // Member i (stopped, removed from the cluster and added again with MemberAdd under a
+  // new id) joins again in its slot: same name, addresses and ports, its data dir wiped
+  // and --initial-cluster-state existing, so it learns its new id from the others.
+  [[nodiscard]] absl::Status PrepareRejoin(int i);
 
   // Launches member i with its flags (no wait). Appends to its log.
   [[nodiscard]] absl::Status Spawn(int i);
@@ -188,6 +192,8 @@ class Cluster {
   // Last `lines` lines of member i's log.
   std::string LogTail(int i, int lines = 30) const;
   std::string Log(int i) const;
+  // What member i logged since its latest spawn.
+  std::string LogSinceSpawn(int i) const;
   // Every member's log tail, for a failure message.
   std::string AllLogTails(int lines = 30) const;
 
