@@ -133,8 +133,13 @@ absl::Status EnableUnsafeBug(const std::string& name) {
     state().unsafe_bugs |= 1u << static_cast<int>(UnsafeBug::kWatchSkipEvent);
     return absl::OkStatus();
   }
+  if (name == "diverge-state") {
+    state().unsafe_bugs |= 1u << static_cast<int>(UnsafeBug::kDivergeState);
+    return absl::OkStatus();
+  }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown UNSAFE bug '", name, "' (known: stale-local-reads, watch-skip-event)"));
+      absl::StrCat("unknown UNSAFE bug '", name,
+                   "' (known: stale-local-reads, watch-skip-event, diverge-state)"));
 }
 
 bool UnsafeBugOn(UnsafeBug bug) {

@@ -56,11 +56,15 @@ enum class UnsafeBug : uint8_t {
   // The watch dispatcher drops one event in kWatchSkipEventEvery it would send to a
   // watch: a watcher misses a change (and sees a revision incompletely).
   kWatchSkipEvent,
+  // This member's state machine stores every put's value with its first byte changed:
+  // its data diverges from the other members' (what a disk or memory fault, or a
+  // non-deterministic apply, would do). The corruption check must notice.
+  kDivergeState,
 };
 inline constexpr int kWatchSkipEventEvery = 50;
 
-// "stale-local-reads" -> kStaleLocalReads, "watch-skip-event" -> kWatchSkipEvent. kInvalidArgument
-// lists the known names.
+// "stale-local-reads" -> kStaleLocalReads, "watch-skip-event" -> kWatchSkipEvent,
+// "diverge-state" -> kDivergeState. kInvalidArgument lists the known names.
 [[nodiscard]] absl::Status EnableUnsafeBug(const std::string& name);
 [[nodiscard]] bool UnsafeBugOn(UnsafeBug bug);
 

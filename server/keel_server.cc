@@ -306,6 +306,8 @@ absl::Status KeelServer::Open() {
   space_quota_ =
       std::make_unique<SpaceQuota>(c.quota_backend_bytes, c.member_id, kv_.get(), node_.get());
   service_context_.quota = space_quota_.get();
+  corruption_check_ = std::make_unique<CorruptionCheck>(c.corrupt_check_time, c.member_id,
+                                                        kv_.get(), node_.get(), members_.get());
   service_context_.cluster_token = c.initial_cluster_token;
   service_context_.member_forwarder = &member_forwarder_;
   {
@@ -337,6 +339,7 @@ absl::Status KeelServer::Open() {
   RETURN_IF_ERROR(node_->Start());
   lease_manager_->Start();
   space_quota_->Start();
+  corruption_check_->Start();
 
   kv_service_ = std::make_unique<KvService>(&service_context_);
   lease_service_ = std::make_unique<LeaseService>(&service_context_);
@@ -473,6 +476,7 @@ void KeelServer::Shutdown(absl::Duration grace) {
     done.wait_for(std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
   }
   if (space_quota_) space_quota_->Stop();
+  if (corruption_check_) corruption_check_->Stop();
   if (node_) node_->Stop();
   if (membership_thread_.joinable()) {
     {
@@ -500,7 +504,8 @@ void KeelServer::Shutdown(absl::Duration grace) {
   read_executor_.reset();
   transport_.reset();
   node_.reset();
-  space_quota_.reset();  // After the node: it fails the quota's pending proposal.
+  space_quota_.reset();       // After the node: it fails the quota's pending proposal.
+  corruption_check_.reset();  // The same.
   lease_manager_.reset();
   watch_hub_.reset();  // After the node: its apply thread publishes to the hub.
   kv_.reset();

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
 #include "server/client_services.h"
+#include "server/corruption_check.h"
 #include "server/executor.h"
 #include "server/peer_transport.h"
 #include "server/raft_node.h"
@@ -75,6 +76,7 @@ class KeelServer {
   std::unique_ptr<MemberDirectory> members_;
   std::unique_ptr<LeaseManager> lease_manager_;
   std::unique_ptr<SpaceQuota> space_quota_;
+  std::unique_ptr<CorruptionCheck> corruption_check_;
   ClientServiceContext service_context_;
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<LeaseService> lease_service_;

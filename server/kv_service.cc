@@ -20,6 +20,8 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* call,
   }
   const ClientServiceContext* ctx = ctx_;
   auto serve = [ctx, reactor, req, resp] {
+    // etcd refuses reads too once members are known to disagree.
+    if (ctx->kv->Corrupt()) return reactor->Finish(ToGrpcStatus(storage::mvcc::ErrCorrupt()));
     auto range = ctx->kv->Range(*req);
     if (!range.ok()) return reactor->Finish(ToGrpcStatus(range.status()));
     resp->Swap(&*range);

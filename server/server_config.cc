@@ -109,12 +109,18 @@ absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv) {
                  "read-and-delete-only, bytes (0: no quota)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 50))
       ->capture_default_str();
+  std::string corrupt_check_time = "0";
+  app.add_option("--corrupt-check-time,--experimental-corrupt-check-time", corrupt_check_time,
+                 "How often the leader compares the members' data hashes and raises a CORRUPT "
+                 "alarm on a mismatch, a duration like 5m or 30s (0: off)")
+      ->capture_default_str();
 #if KEEL_FAILPOINTS_COMPILED
   app.add_option("--failpoints-file", c.failpoints_file,
                  "TEST BUILD: fault injection settings, re-read when the file changes");
   app.add_option(
       "--UNSAFE-bug", c.unsafe_bugs,
-      "TEST BUILD: break keel on purpose (stale-local-reads, watch-skip-event) to test the tests");
+      "TEST BUILD: break keel on purpose (stale-local-reads, watch-skip-event, diverge-state) "
+      "to test the tests");
 #endif
   app.add_option("--lease-checkpoint-interval", c.lease_checkpoint_interval_ms,
                  "How often the leader checkpoints remaining lease TTLs through raft, ms")
@@ -133,6 +139,11 @@ absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv) {
   c.advertise_client_urls = SplitList(advertise_client);
   if (!listen_peer.empty()) c.listen_peer_urls = SplitList(listen_peer);
   c.initial_advertise_peer_urls = SplitList(advertise_peer);
+  if (!absl::ParseDuration(corrupt_check_time, &c.corrupt_check_time) ||
+      c.corrupt_check_time < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("--corrupt-check-time: '", corrupt_check_time,
+                                                   "' is not a duration like 5m, 30s or 0 (off)"));
+  }
   absl::Status status = Resolve(&c);
   if (!status.ok()) return status;
   return c;

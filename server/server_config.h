@@ -35,6 +35,10 @@ struct ServerConfig {
   // no such ceiling, so the default is a guard against runaway growth: 8 GiB.
   // 0: no quota.
   int64_t quota_backend_bytes = int64_t{8} << 30;
+  // etcd's --experimental-corrupt-check-time: how often the leader compares every
+  // member's data hash with its own and raises a CORRUPT alarm on a mismatch
+  // (server/corruption_check.h). 0: off, etcd's default (each round scans all data).
+  absl::Duration corrupt_check_time = absl::ZeroDuration();
   // Test builds only (KEEL_FAILPOINTS; common/failpoint.h): fault settings re-read from
   // this file, and UNSAFE bug switches. Release builds have no flags for them.
   std::string failpoints_file;

@@ -229,6 +229,9 @@ class KvStore {
   // A NOSPACE alarm is active: Put, Txn with a put and LeaseGrant are refused with
   // etcd's "database space exceeded" until it is disarmed.
   [[nodiscard]] bool NoSpace() const { return no_space_.load(); }
+  // A CORRUPT alarm is active: reads and writes of keys and leases are refused with
+  // etcd's "corrupt cluster" until it is disarmed.
+  [[nodiscard]] bool Corrupt() const { return corrupt_.load(); }
 
   // Turns a store restored from a snapshot into the first state of a new cluster: the
   // applied index goes back to 0 (the new cluster's raft log starts afresh), and the
@@ -273,6 +276,7 @@ class KvStore {
   mutable std::mutex alarms_mu_;
   std::vector<etcdserverpb::AlarmMember> alarms_;  // Guarded by alarms_mu_.
   std::atomic<bool> no_space_{false};
+  std::atomic<bool> corrupt_{false};
 };
 
 }  // namespace keel::storage

@@ -2,6 +2,7 @@
 // dedup table, and physical compaction.
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/failpoint.h"
 #include "common/status_macros.h"
 #include "storage/kv_store.h"
 #include "storage/kv_store_internal.h"
@@ -226,6 +227,10 @@ absl::Status KvStore::ExecuteRequest(const internalpb::Request& req, State* st,
   mvcc::WriteTxn txn(view, st->revision, st->compact_revision);
   internalpb::Response& resp = result->response;
   absl::Status& err = result->status;
+  if (kv_internal::HasCorruptAlarm(st->alarms) && kv_internal::RefusedWhenCorrupt(req)) {
+    err = mvcc::ErrCorrupt();  // Replicated state: every member refuses the same entries.
+    return absl::OkStatus();
+  }
   if (kv_internal::HasNoSpaceAlarm(st->alarms) && kv_internal::NeedsSpace(req)) {
     // Read-and-delete-only while NOSPACE is raised; decided here, in the replicated
     // state, so every member refuses the same entries.
@@ -234,6 +239,12 @@ absl::Status KvStore::ExecuteRequest(const internalpb::Request& req, State* st,
   }
   switch (req.request_case()) {
     case internalpb::Request::kPut:
+      if (KEEL_UNSAFE_BUG(kDivergeState)) {  // Test builds only: see common/failpoint.h.
+        etcdserverpb::PutRequest changed = req.put();
+        if (!changed.value().empty()) changed.mutable_value()->front() ^= 0x20;
+        RETURN_IF_ERROR(Answer(txn.Put(changed), resp.mutable_put(), &err));
+        break;
+      }
       RETURN_IF_ERROR(Answer(txn.Put(req.put()), resp.mutable_put(), &err));
       break;
     case internalpb::Request::kDeleteRange:

@@ -49,6 +49,10 @@ class ReadSnapshot {
 
 // A NOSPACE alarm is among `alarms`.
 [[nodiscard]] bool HasNoSpaceAlarm(const std::vector<etcdserverpb::AlarmMember>& alarms);
+[[nodiscard]] bool HasCorruptAlarm(const std::vector<etcdserverpb::AlarmMember>& alarms);
+// What a CORRUPT alarm refuses (etcd's corrupt applier): every request that reads or
+// changes the key space or the leases; alarms (to disarm it) and checkpoints still apply.
+[[nodiscard]] bool RefusedWhenCorrupt(const internalpb::Request& req);
 // The request would take more space: a Put, a Txn with a put in any branch (nested
 // txns included), a LeaseGrant. etcd's capped applier refuses the same set.
 [[nodiscard]] bool NeedsSpace(const internalpb::Request& req);

@@ -25,6 +25,27 @@ bool HasNoSpaceAlarm(const std::vector<etcdserverpb::AlarmMember>& alarms) {
   return false;
 }
 
+bool HasCorruptAlarm(const std::vector<etcdserverpb::AlarmMember>& alarms) {
+  for (const auto& a : alarms) {
+    if (a.alarm() == etcdserverpb::CORRUPT) return true;
+  }
+  return false;
+}
+
+bool RefusedWhenCorrupt(const internalpb::Request& req) {
+  switch (req.request_case()) {
+    case internalpb::Request::kPut:
+    case internalpb::Request::kDeleteRange:
+    case internalpb::Request::kTxn:
+    case internalpb::Request::kCompaction:
+    case internalpb::Request::kLeaseGrant:
+    case internalpb::Request::kLeaseRevoke:
+      return true;
+    default:
+      return false;
+  }
+}
+
 namespace {
 bool TxnHasPut(const etcdserverpb::TxnRequest& t) {
   for (const auto* branch : {&t.success(), &t.failure()}) {
@@ -198,9 +219,11 @@ std::vector<etcdserverpb::AlarmMember> KvStore::Alarms() const {
 
 void KvStore::PublishAlarms(std::vector<etcdserverpb::AlarmMember> alarms) {
   const bool no_space = kv_internal::HasNoSpaceAlarm(alarms);
+  const bool corrupt = kv_internal::HasCorruptAlarm(alarms);
   std::lock_guard<std::mutex> lock(alarms_mu_);
   alarms_ = std::move(alarms);
   no_space_ = no_space;
+  corrupt_ = corrupt;
 }
 
 absl::Status KvStore::LoadAlarms() {

@@ -46,5 +46,8 @@ inline absl::Status ErrLeaseTTLTooLarge() {
 inline absl::Status ErrNoSpace() {
   return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
 }
+// A CORRUPT alarm is raised: members' data diverged (etcd's ErrGRPCCorrupt: DATA_LOSS,
+// same text).
+inline absl::Status ErrCorrupt() { return absl::DataLossError("etcdserver: corrupt cluster"); }
 
 }  // namespace keel::storage::mvcc

@@ -1,4 +1,5 @@
-// Maintenance with real keeld processes: the space quota and its NOSPACE alarm,
+// Maintenance with real keeld processes: the space quota and its NOSPACE alarm, the
+// corruption check and its CORRUPT alarm,
 // snapshot save -> restore into a new cluster, HashKV agreement across members, and
 // the same through Debian's etcdctl (3.4).
 #include <algorithm>
@@ -213,6 +214,122 @@ TEST_F(MaintenanceTest, QuotaRaisesNoSpaceOnEveryMemberUntilFreedAndDisarmed) {
   CommandResult list = Keel(c, *leader, {"alarm", "list"});
   EXPECT_EQ(list.exit_code, 0);
   EXPECT_EQ(list.out, "");
+}
+
+bool HasCorrupt(const etcdserverpb::AlarmResponse& r, uint64_t member) {
+  for (const auto& a : r.alarms()) {
+    if (a.alarm() == etcdserverpb::CORRUPT && (member == 0 || a.memberid() == member)) return true;
+  }
+  return false;
+}
+
+// keeld built with the test-only switches (the default preset; not a benchmark build).
+bool KeeldHasFailpoints() {
+  CommandResult help = RunCommand({KeeldPath(), "--help"}, "", {}, absl::Seconds(10));
+  return absl::StrContains(help.out, "--UNSAFE-bug");
+}
+
+// A member whose data diverged (--UNSAFE-bug diverge-state: it stores every put's value
+// with a byte changed) is found by the leader's corruption check: a CORRUPT alarm names
+// it, every member then refuses reads and writes with etcd's "corrupt cluster"
+// (DATA_LOSS), and etcdctl and keel list the alarm.
+TEST_F(MaintenanceTest, CorruptionCheckRaisesCorruptForADivergedMember) {
+  if (!KeeldHasFailpoints()) GTEST_SKIP() << "keeld built without test switches";
+  constexpr int kDiverged = 2;
+  ClusterOptions options;
+  options.extra_flags = {"--corrupt-check-time", "300ms"};
+  options.member_flags = [](int i) {
+    return i == kDiverged ? std::vector<std::string>{"--UNSAFE-bug", "diverge-state"}
+                          : std::vector<std::string>{};
+  };
+  Cluster& c = StartCluster(options);
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok());
+  if (*leader == kDiverged) {  // The check runs on the leader: let a healthy member lead.
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, absl::Seconds(10));
+    etcdserverpb::MoveLeaderRequest move;
+    move.set_targetid(c.Status((kDiverged + 1) % 3)->header().member_id());
+    etcdserverpb::MoveLeaderResponse moved;
+    ASSERT_TRUE(c.Maintenance(kDiverged)->MoveLeader(&ctx, move, &moved).ok());
+    leader = c.WaitForLeader();
+    ASSERT_TRUE(leader.ok());
+  }
+  const uint64_t diverged_id = c.Status(kDiverged)->header().member_id();
+  ASSERT_TRUE(c.PutWithRetry(*leader, "k", "value").ok());
+
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto a = Alarms(c, *leader);
+        return a.ok() && HasCorrupt(*a, diverged_id);
+      },
+      absl::Seconds(30)))
+      << "no CORRUPT alarm for the diverged member";
+  auto alarms = Alarms(c, *leader);
+  ASSERT_TRUE(alarms.ok());
+  for (const auto& a : alarms->alarms()) {
+    EXPECT_EQ(a.memberid(), diverged_id) << "only the diverged member is named";
+  }
+  for (int i = 0; i < c.size(); ++i) {
+    // Every member has applied the alarm once it refuses a write (the refusal is decided
+    // in the replicated state); then reads are refused too.
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          grpc::Status put = c.Put(i, "after", "x");
+          return put.error_code() == grpc::StatusCode::DATA_LOSS &&
+                 put.error_message() == "etcdserver: corrupt cluster";
+        },
+        absl::Seconds(15)))
+        << "member " << i << " still takes writes";
+    for (bool serializable : {true, false}) {
+      etcdserverpb::RangeResponse got;
+      grpc::Status read = c.Get(i, "k", serializable, &got);
+      EXPECT_EQ(read.error_code(), grpc::StatusCode::DATA_LOSS) << "member " << i;
+      EXPECT_EQ(read.error_message(), "etcdserver: corrupt cluster");
+    }
+  }
+  CommandResult list = Keel(c, *leader, {"alarm", "list"});
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_TRUE(absl::StrContains(list.out, "alarm:CORRUPT")) << list.out;
+  if (HaveEtcdctl()) {
+    CommandResult ctl = Ctl(c, *leader, {"alarm", "list"});
+    EXPECT_EQ(ctl.exit_code, 0) << ctl.err;
+    EXPECT_TRUE(absl::StrContains(ctl.out, "alarm:CORRUPT")) << ctl.out;
+  }
+}
+
+// With the check on, a healthy cluster under writes and a compaction raises no
+// alarm (members compare hashes only at the same revision and compaction point).
+TEST_F(MaintenanceTest, CorruptionCheckFindsNothingOnAHealthyCluster) {
+  ClusterOptions options;
+  options.extra_flags = {"--corrupt-check-time", "200ms"};
+  Cluster& c = StartCluster(options);
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok());
+  const absl::Time end = absl::Now() + absl::Seconds(4);
+  int i = 0;
+  int64_t compact_at = 0;
+  while (absl::Now() < end) {
+    const int member = i % c.size();
+    ASSERT_TRUE(c.PutWithRetry(member, absl::StrCat("h", i % 50), absl::StrCat(i)).ok());
+    if (i % 7 == 0) (void)c.Put(member, absl::StrCat("h", (i + 3) % 50), "");
+    if (++i == 200) compact_at = AppliedRevision(c, *leader);
+    if (i == 201 && compact_at > 0) {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, absl::Seconds(5));
+      etcdserverpb::CompactionRequest compact;
+      compact.set_revision(compact_at);
+      etcdserverpb::CompactionResponse resp;
+      ASSERT_TRUE(c.Kv(*leader)->Compact(&ctx, compact, &resp).ok());
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // Rounds after the last write.
+  for (int m = 0; m < c.size(); ++m) {
+    auto a = Alarms(c, m);
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(a->alarms_size(), 0) << "member " << m << ": " << a->ShortDebugString();
+  }
+  EXPECT_GT(i, 200) << "too few writes to have compacted";
 }
 
 // HashKV at a revision every member has applied is the same on all of them, while a

@@ -47,6 +47,16 @@ TEST_F(StartupTest, ConflictingTimeoutsExitWithCodeTwoAndOneLine) {
   EXPECT_TRUE(absl::StrContains(r.err, "--election-timeout")) << r.err;
 }
 
+TEST_F(StartupTest, BadCorruptCheckTimeExitsWithCodeTwoAndOneLine) {
+  for (const char* flag : {"--corrupt-check-time", "--experimental-corrupt-check-time"}) {
+    CommandResult r =
+        RunKeeld({"--name", "n1", flag, "five minutes", "--data-dir", "/nonexistent/x"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(CountLines(r.err), 1) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "--corrupt-check-time: 'five minutes'")) << r.err;
+  }
+}
+
 TEST_F(StartupTest, DataDirOfAnotherMemberIsRefused) {
   Cluster& c = StartCluster(ClusterOptions{});
   ASSERT_FALSE(HasFailure());

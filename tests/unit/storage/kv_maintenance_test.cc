@@ -1,5 +1,6 @@
 // KvStore's maintenance side: alarms through the apply path (NOSPACE makes the store
-// read-and-delete-only, deterministically, and survives a reopen), HashKv, and the
+// read-and-delete-only, CORRUPT refuses key and lease requests, deterministically, and
+// both survive a reopen), HashKv, and the
 // snapshot file format (round trip, corruption, etcdctl 3.4's size rule).
 #include <fstream>
 
@@ -53,6 +54,39 @@ TEST(KvMaintenanceTest, NoSpaceAlarmRefusesPutsTxnPutsAndGrantsUntilDisarmed) {
       h.Apply(AlarmReq(etcdserverpb::AlarmRequest::DEACTIVATE, 0, etcdserverpb::NOSPACE));
   EXPECT_EQ(cleared.response.alarm().alarms_size(), 1);
   EXPECT_FALSE(h.store().NoSpace());
+  EXPECT_TRUE(h.Apply(testing::PutReq("b", "2")).status.ok());
+}
+
+// CORRUPT (raised by the leader's corruption check) refuses every request that reads
+// or changes keys or leases, in the replicated state; alarms still apply, so it can be
+// disarmed, and it survives a reopen.
+TEST(KvMaintenanceTest, CorruptAlarmRefusesKeyAndLeaseRequestsUntilDisarmed) {
+  TempDir dir;
+  KvHarness h(dir.path());
+  ASSERT_TRUE(h.Apply(testing::PutReq("a", "1")).status.ok());
+  ASSERT_TRUE(h.Apply(testing::GrantReq(5, 60)).status.ok());
+  ASSERT_TRUE(h.Apply(AlarmReq(etcdserverpb::AlarmRequest::ACTIVATE, 9, etcdserverpb::CORRUPT))
+                  .status.ok());
+  EXPECT_TRUE(h.store().Corrupt());
+  EXPECT_FALSE(h.store().NoSpace());
+  const int64_t rev = h.store().Revision();
+  EXPECT_EQ(h.Apply(testing::PutReq("b", "2")).status, mvcc::ErrCorrupt());
+  EXPECT_EQ(h.Apply(testing::DelReq("a")).status, mvcc::ErrCorrupt());
+  internalpb::Request txn;
+  txn.mutable_txn()->add_success()->mutable_request_range()->set_key("a");
+  EXPECT_EQ(h.Apply(txn).status, mvcc::ErrCorrupt());
+  EXPECT_EQ(h.Apply(testing::CompactReq(rev)).status, mvcc::ErrCorrupt());
+  EXPECT_EQ(h.Apply(testing::GrantReq(6, 60)).status, mvcc::ErrCorrupt());
+  EXPECT_EQ(h.Apply(testing::RevokeReq(5)).status, mvcc::ErrCorrupt());
+  EXPECT_EQ(h.store().Revision(), rev);
+  EXPECT_EQ(mvcc::ErrCorrupt().code(), absl::StatusCode::kDataLoss);  // etcd: DATA_LOSS.
+  EXPECT_EQ(mvcc::ErrCorrupt().message(), "etcdserver: corrupt cluster");
+
+  h.Reopen();
+  EXPECT_TRUE(h.store().Corrupt());
+  ASSERT_TRUE(h.Apply(AlarmReq(etcdserverpb::AlarmRequest::DEACTIVATE, 9, etcdserverpb::CORRUPT))
+                  .status.ok());
+  EXPECT_FALSE(h.store().Corrupt());
   EXPECT_TRUE(h.Apply(testing::PutReq("b", "2")).status.ok());
 }
 

@@ -1,0 +1,104 @@
+#include "server/corruption_check.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "server/server_config.h"
+#include "server/thread_name.h"
+
+namespace keel::server {
+
+CorruptionCheck::CorruptionCheck(absl::Duration interval, uint64_t member_id, storage::KvStore* kv,
+                                 RaftNode* node, const MemberDirectory* members)
+    : interval_(interval), member_id_(member_id), kv_(kv), node_(node), members_(members) {}
+
+CorruptionCheck::~CorruptionCheck() { Stop(); }
+
+void CorruptionCheck::Start() {
+  if (interval_ <= absl::ZeroDuration()) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void CorruptionCheck::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void CorruptionCheck::Loop() {
+  SetThreadName("keel-corrupt");
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(interval_), [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    CheckOnce();
+    lock.lock();
+  }
+}
+
+etcdserverpb::Maintenance::Stub* CorruptionCheck::Stub(const std::string& address) {
+  auto& stub = stubs_[address];
+  if (!stub) {
+    stub = etcdserverpb::Maintenance::NewStub(
+        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  }
+  return stub.get();
+}
+
+std::vector<uint64_t> CorruptionCheck::CheckOnce() {
+  std::vector<uint64_t> differing;
+  if (node_->leader_id() != member_id_) return differing;
+  absl::StatusOr<storage::KvStore::KvHash> local = kv_->HashKv(0);
+  if (!local.ok()) {
+    std::fprintf(stderr, "keeld: corruption check: cannot hash this member's data: %s\n",
+                 std::string(local.status().message()).c_str());
+    return differing;
+  }
+  std::vector<uint64_t> alarmed;
+  for (const auto& a : kv_->Alarms()) {
+    if (a.alarm() == etcdserverpb::CORRUPT) alarmed.push_back(a.memberid());
+  }
+  for (const MemberInfo& m : members_->List()) {
+    if (m.id == member_id_ || m.client_urls.empty()) continue;
+    absl::StatusOr<std::string> address = UrlToAddress(m.client_urls.front());
+    if (!address.ok()) continue;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    etcdserverpb::HashKVRequest request;
+    request.set_revision(local->revision);
+    etcdserverpb::HashKVResponse response;
+    // Lagging (a future revision for it), compacted past it, or unreachable: next round.
+    if (!Stub(*address)->HashKV(&context, request, &response).ok()) continue;
+    if (response.compact_revision() != local->compact_revision) continue;
+    if (response.hash() == local->hash) continue;
+    differing.push_back(m.id);
+    if (std::find(alarmed.begin(), alarmed.end(), m.id) != alarmed.end()) continue;
+    std::fprintf(stderr,
+                 "keeld: corruption check: member %s's data at revision %lld hashes to %u, this "
+                 "leader's to %u (compacted at %lld): raising a CORRUPT alarm; the cluster "
+                 "refuses reads and writes until it is disarmed\n",
+                 absl::StrCat(absl::Hex(m.id)).c_str(), static_cast<long long>(local->revision),
+                 response.hash(), local->hash, static_cast<long long>(local->compact_revision));
+    RaiseAlarm(m.id);
+  }
+  return differing;
+}
+
+void CorruptionCheck::RaiseAlarm(uint64_t member_id) {
+  if (proposing_.exchange(true)) return;  // The next round proposes it if still needed.
+  internalpb::Request request;
+  request.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::ACTIVATE);
+  request.mutable_alarm()->set_memberid(member_id);
+  request.mutable_alarm()->set_alarm(etcdserverpb::CORRUPT);
+  node_->Propose(std::move(request), absl::Now() + absl::Seconds(5),
+                 [this](absl::StatusOr<storage::ApplyResult>) { proposing_ = false; });
+}
+
+}  // namespace keel::server
