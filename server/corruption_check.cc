@@ -7,41 +7,20 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "server/server_config.h"
-#include "server/thread_name.h"
 
 namespace keel::server {
 
 CorruptionCheck::CorruptionCheck(absl::Duration interval, uint64_t member_id, storage::KvStore* kv,
                                  RaftNode* node, const MemberDirectory* members)
-    : interval_(interval), member_id_(member_id), kv_(kv), node_(node), members_(members) {}
+    : interval_(interval),
+      member_id_(member_id),
+      kv_(kv),
+      node_(node),
+      members_(members),
+      task_("keel-corrupt", interval, PeriodicTask::FirstRun::kAfterInterval,
+            [this] { CheckOnce(); }) {}
 
 CorruptionCheck::~CorruptionCheck() { Stop(); }
-
-void CorruptionCheck::Start() {
-  if (interval_ <= absl::ZeroDuration()) return;
-  thread_ = std::thread([this] { Loop(); });
-}
-
-void CorruptionCheck::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void CorruptionCheck::Loop() {
-  SetThreadName("keel-corrupt");
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, absl::ToChronoNanoseconds(interval_), [this] { return stopping_; });
-    if (stopping_) break;
-    lock.unlock();
-    CheckOnce();
-    lock.lock();
-  }
-}
 
 etcdserverpb::Maintenance::Stub* CorruptionCheck::Stub(const std::string& address) {
   auto& stub = stubs_[address];

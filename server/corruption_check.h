@@ -14,18 +14,16 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "proto/etcdserverpb/rpc.grpc.pb.h"
 #include "server/membership.h"
+#include "server/periodic_task.h"
 #include "server/raft_node.h"
 #include "storage/kv_store.h"
 
@@ -40,15 +38,16 @@ class CorruptionCheck {
   CorruptionCheck(const CorruptionCheck&) = delete;
   CorruptionCheck& operator=(const CorruptionCheck&) = delete;
 
-  void Start();
-  void Stop();  // Idempotent.
+  void Start() {
+    if (interval_ > absl::ZeroDuration()) task_.Start();
+  }
+  void Stop() { task_.Stop(); }  // Idempotent.
 
   // One round now, if this member leads: the ids of the members whose hash differed
   // (a CORRUPT alarm is proposed for each that has none yet).
   std::vector<uint64_t> CheckOnce();
 
  private:
-  void Loop();
   etcdserverpb::Maintenance::Stub* Stub(const std::string& address);
   void RaiseAlarm(uint64_t member_id);
 
@@ -59,10 +58,7 @@ class CorruptionCheck {
   const MemberDirectory* const members_;
   std::map<std::string, std::unique_ptr<etcdserverpb::Maintenance::Stub>> stubs_;  // Loop only.
   std::atomic<bool> proposing_{false};  // One alarm proposal in flight at a time.
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  PeriodicTask task_;                   // Last: stopped before the rest goes.
 };
 
 }  // namespace keel::server

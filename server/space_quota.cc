@@ -1,7 +1,5 @@
 #include "server/space_quota.h"
 
-#include "server/thread_name.h"
-
 namespace keel::server {
 
 SpaceQuota::SpaceQuota(int64_t quota_bytes, uint64_t member_id, storage::KvStore* kv,
@@ -10,34 +8,9 @@ SpaceQuota::SpaceQuota(int64_t quota_bytes, uint64_t member_id, storage::KvStore
       member_id_(member_id),
       kv_(kv),
       node_(node),
-      interval_(check_interval) {}
+      task_("keel-quota", check_interval, PeriodicTask::FirstRun::kAtStart, [this] { Check(); }) {}
 
 SpaceQuota::~SpaceQuota() { Stop(); }
-
-void SpaceQuota::Start() {
-  if (quota_bytes_ <= 0) return;
-  thread_ = std::thread([this] { Loop(); });
-}
-
-void SpaceQuota::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void SpaceQuota::Loop() {
-  SetThreadName("keel-quota");
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
-    lock.unlock();
-    Check();
-    lock.lock();
-    cv_.wait_for(lock, absl::ToChronoNanoseconds(interval_), [this] { return stopping_; });
-  }
-}
 
 void SpaceQuota::Check() {
   if (quota_bytes_ <= 0) return;

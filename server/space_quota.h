@@ -13,12 +13,10 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <thread>
 
 #include "absl/time/time.h"
+#include "server/periodic_task.h"
 #include "server/raft_node.h"
 #include "storage/kv_store.h"
 
@@ -33,8 +31,10 @@ class SpaceQuota {
   SpaceQuota(const SpaceQuota&) = delete;
   SpaceQuota& operator=(const SpaceQuota&) = delete;
 
-  void Start();
-  void Stop();  // Idempotent.
+  void Start() {
+    if (quota_bytes_ > 0) task_.Start();
+  }
+  void Stop() { task_.Stop(); }  // Idempotent.
 
   // The last check found the live data over the quota.
   [[nodiscard]] bool Exceeded() const { return exceeded_.load(); }
@@ -44,19 +44,13 @@ class SpaceQuota {
   void Check();
 
  private:
-  void Loop();
-
   const int64_t quota_bytes_;
   const uint64_t member_id_;
   storage::KvStore* const kv_;
   RaftNode* const node_;
-  const absl::Duration interval_;
   std::atomic<bool> exceeded_{false};
   std::atomic<bool> proposing_{false};  // One alarm proposal in flight at a time.
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  PeriodicTask task_;                   // Last: stopped before the rest goes.
 };
 
 }  // namespace keel::server
