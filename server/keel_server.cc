@@ -237,6 +237,13 @@ absl::Status KeelServer::Open() {
       [members = members_.get()](uint64_t id, const std::string& urls, const std::string& name) {
         members->SetPeerInfo(id, urls, name);
       };
+  node_options.on_removed_by_peer = [this](uint64_t peer) {
+    if (removed_.exchange(true)) return;
+    std::fprintf(stderr,
+                 "keeld: peer %s refused this member (%s): it was removed from the cluster; "
+                 "stopping\n",
+                 FormatPeerId(peer).c_str(), FormatPeerId(config_.member_id).c_str());
+  };
   if (!joining) node_options.initial_membership = RecordFromMembers(c.members);
   node_options.on_membership = [this](const internalpb::MembershipRecord& record) {
     OnMembership(record);

@@ -114,6 +114,16 @@ class PeerReceiver::StreamReader final : public grpc::ServerReadReactor<raftpb::
       Finish(grpc::Status::OK);
       return;
     }
+    // A member removed since it connected that campaigns (it no longer hears a leader)
+    // is refused like a new stream of it would be, so it learns of its removal: it may
+    // never apply it, as the leader stops sending to it once it applied it. A removed
+    // leader handing over is not campaigning and keeps its streams.
+    if (CampaignsWhileRemoved()) {
+      Finish(ToGrpcStatus(CheckPeerIdentity(identity_, receiver_->options_.cluster_id,
+                                            receiver_->options_.member_id,
+                                            /*from_member_removed=*/true)));
+      return;
+    }
     receiver_->DeliverBatch(identity_, batch_);
     StartRead(&batch_);
   }
@@ -125,6 +135,16 @@ class PeerReceiver::StreamReader final : public grpc::ServerReadReactor<raftpb::
   }
 
  private:
+  bool CampaignsWhileRemoved() {
+    for (const raftpb::Message& m : batch_.messages()) {
+      if ((m.type() == raftpb::MSG_PRE_VOTE || m.type() == raftpb::MSG_VOTE) &&
+          receiver_->IsRemoved(identity_.from_member)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   PeerReceiver* const receiver_;
   grpc::CallbackServerContext* const context_;
   PeerIdentity identity_;
@@ -139,6 +159,11 @@ PeerReceiver::PeerReceiver(const PeerTransportOptions& options, PeerMessageHandl
 void PeerReceiver::MarkRemoved(uint64_t member_id) {
   std::lock_guard<std::mutex> lock(mu_);
   removed_.insert(member_id);
+}
+
+bool PeerReceiver::IsRemoved(uint64_t member_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return removed_.count(member_id) > 0;
 }
 
 void PeerReceiver::UnmarkRemoved(uint64_t member_id) {

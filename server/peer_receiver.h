@@ -38,6 +38,7 @@ class PeerReceiver final
   // Streams from `member_id` are refused from now on (it left the cluster).
   void MarkRemoved(uint64_t member_id);
   void UnmarkRemoved(uint64_t member_id);
+  bool IsRemoved(uint64_t member_id);
 
   // Refuses new streams, cancels open ones and waits until every handler returned
   // (and every message stream's reactor is done).

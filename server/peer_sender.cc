@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "grpcpp/create_channel.h"
@@ -429,6 +430,15 @@ void PeerSender::Backoff(int consecutive_failures) {
   cv_.wait_for(lock, wait, [&] { return stopping_ || generation != address_generation_; });
 }
 
+void PeerSender::NoteRemoval(const absl::Status& status) {
+  // The peer's refusal (CheckPeerIdentity) names this member as removed.
+  if (absl::IsFailedPrecondition(status) &&
+      absl::StrContains(status.message(), absl::StrCat("member ", FormatPeerId(options_.member_id),
+                                                       " was removed from cluster"))) {
+    handler_->OnRemovedByPeer(peer_id_);
+  }
+}
+
 void PeerSender::LogFailure(const std::string& line) {
   if (line == last_failure_logged_ && ++failures_since_log_ < kRepeatedFailureLogEvery) return;
   if (line == last_failure_logged_) {
@@ -487,6 +497,7 @@ void PeerSender::Run() {
       // the next stream (or dropped if the reconnect fails).
       LogFailure(absl::StrCat("stream to ", Describe(), " failed: ",
                               FromGrpcStatus(status).ToString(), "; reconnecting with backoff"));
+      NoteRemoval(FromGrpcStatus(status));
       if (sent_on_stream > 0) failures = 0;
       Backoff(++failures);
       continue;
@@ -503,6 +514,7 @@ void PeerSender::Run() {
         const bool refused = absl::IsFailedPrecondition(connected.status());
         LogFailure(absl::StrCat(refused ? "refused by " : "cannot reach ", Describe(), ": ",
                                 connected.status().ToString(), "; retrying with backoff"));
+        NoteRemoval(connected.status());
         if (DropQueued() > 0) handler_->OnUnreachable(peer_id_);
         Backoff(++failures);
         continue;

@@ -86,6 +86,8 @@ class PeerSender {
   // Sleeps for the next backoff interval or until stopped / readdressed.
   void Backoff(int consecutive_failures);
   void LogFailure(const std::string& line);
+  // Tells the handler if `status` is a peer's refusal because this member was removed.
+  void NoteRemoval(const absl::Status& status);
 
   void RunSnapshot(raftpb::Message msg_snap);
   absl::Status TransferSnapshot(const raftpb::Message& msg_snap);

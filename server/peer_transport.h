@@ -132,6 +132,10 @@ class PeerMessageHandler {
   // A peer connected and told its client URLs (comma-separated) and name.
   virtual void OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls,
                                 const std::string& name) {}
+  // Peer `peer_id` refused our stream because this member was removed from the cluster
+  // (it applied the removal; we may never apply it: once the leader applied it, it
+  // sends us nothing more, possibly not even the commit). etcd's 410 Gone.
+  virtual void OnRemovedByPeer(uint64_t peer_id) {}
 };
 
 // A sequence of snapshot data chunks (records). Used by one thread at a time.

@@ -417,6 +417,10 @@ void RaftNode::OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls
   if (options_.on_peer_client_urls) options_.on_peer_client_urls(peer_id, client_urls, name);
 }
 
+void RaftNode::OnRemovedByPeer(uint64_t peer_id) {
+  if (options_.on_removed_by_peer) options_.on_removed_by_peer(peer_id);
+}
+
 // ---------------------------------------------------------------- raft thread
 
 void RaftNode::RaftLoop() {

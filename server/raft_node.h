@@ -75,6 +75,8 @@ struct RaftNodeOptions {
   uint64_t random_seed = 0;  // 0: seeded from the member id and the clock.
   // Called (on a transport thread) when a peer tells its client URLs and name.
   std::function<void(uint64_t, const std::string&, const std::string&)> on_peer_client_urls;
+  // Called (on a transport thread) when a peer refused us as removed from the cluster.
+  std::function<void(uint64_t)> on_removed_by_peer;
   // The membership until the state machine stores one (server/membership.h): the
   // --initial-cluster for a new cluster, empty for a member joining an existing one.
   internalpb::MembershipRecord initial_membership;
@@ -176,6 +178,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void OnSnapshotSent(uint64_t peer_id, bool ok) override;
   void OnPeerClientUrls(uint64_t peer_id, const std::string& client_urls,
                         const std::string& name) override;
+  void OnRemovedByPeer(uint64_t peer_id) override;
   // SnapshotHandler (transport threads; raft_node_snapshot.cc).
   absl::StatusOr<std::unique_ptr<SnapshotChunkReader>> OpenSnapshot(
       const raftpb::Message& msg_snap) override;

@@ -141,6 +141,7 @@ class Recorder final : public PeerMessageHandler, public SnapshotHandler {
   std::vector<raftpb::Message> messages;
   std::vector<std::vector<raftpb::Message>> batches;
   std::map<uint64_t, int> unreachable;
+  std::vector<uint64_t> removed_by;  // Peers that refused this member as removed.
   std::vector<std::pair<uint64_t, bool>> snapshots_sent;
   std::string snapshot_received;
   int snapshot_chunks = 0;  // Records handed out by the receiver's chunk reader.
@@ -162,6 +163,11 @@ class Recorder final : public PeerMessageHandler, public SnapshotHandler {
   void OnUnreachable(uint64_t peer_id) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++unreachable[peer_id];
+    cv_.notify_all();
+  }
+  void OnRemovedByPeer(uint64_t peer_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    removed_by.push_back(peer_id);
     cv_.notify_all();
   }
   void OnSnapshotSent(uint64_t peer_id, bool ok) override {
@@ -446,6 +452,46 @@ TEST(PeerTransportTest, RefusesRemovedMember) {
   a.transport().Send({Heartbeat(1, 2, 1)});
   ASSERT_TRUE(b.WaitForLog("member 1 was removed from cluster c1")) << b.AllLogs();
   ASSERT_TRUE(a.WaitForLog("member 1 was removed from cluster c1")) << a.AllLogs();
+  // The refused member is told: it was removed (it stops, as etcd's does on 410 Gone).
+  EXPECT_TRUE(a.recorder().WaitFor([&] { return !a.recorder().removed_by.empty(); }));
+  EXPECT_EQ(a.recorder().Locked([&] { return a.recorder().removed_by.front(); }), 2u);
+}
+
+raftpb::Message PreVote(uint64_t from, uint64_t to) {
+  raftpb::Message m;
+  m.set_type(raftpb::MSG_PRE_VOTE);
+  m.set_from(from);
+  m.set_to(to);
+  m.set_term(3);
+  return m;
+}
+
+// A member removed while its stream is open, that never applied its removal (the leader
+// stopped sending to it), only campaigns: its open stream is refused at the first vote
+// request and it is told it was removed. Until then (e.g. a removed leader handing
+// over) its messages still arrive.
+TEST(PeerTransportTest, RemovedMemberThatCampaignsOnAnOpenStreamIsRefusedAndTold) {
+  Member a(1, kCluster), b(2, kCluster);
+  b.StartServer();
+  b.transport().AddPeer(1, "127.0.0.1:1");
+  a.transport().AddPeer(2, b.address());
+  a.transport().Send({Heartbeat(1, 2, 1)});
+  ASSERT_TRUE(b.recorder().WaitFor([&] { return b.recorder().messages.size() == 1; }));
+  b.transport().RemovePeer(1);
+  a.transport().Send({Heartbeat(1, 2, 2)});
+  ASSERT_TRUE(b.recorder().WaitFor([&] { return b.recorder().messages.size() == 2; }));
+  EXPECT_TRUE(a.recorder().Locked([&] { return a.recorder().removed_by.empty(); }));
+  // The sender sees the refusal when it writes next: a candidate campaigns again every
+  // election timeout.
+  ASSERT_TRUE(WaitUntil([&] {
+    a.transport().Send({PreVote(1, 2)});
+    return a.recorder().WaitFor([&] { return !a.recorder().removed_by.empty(); },
+                                milliseconds(100));
+  })) << a.AllLogs()
+      << b.AllLogs();
+  EXPECT_EQ(a.recorder().Locked([&] { return a.recorder().removed_by.front(); }), 2u);
+  EXPECT_TRUE(a.WaitForLog("member 1 was removed from cluster c1")) << a.AllLogs();
+  EXPECT_EQ(b.recorder().Locked([&] { return b.recorder().messages.size(); }), 2u);
 }
 
 // Holds the sender thread inside the drop filter on a message with commit 1000.
