@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -20,32 +21,52 @@ namespace {
 
 using MembershipTest = ClusterTest;
 
+// Calls `change` again while the leader refuses it because a change is still pending:
+// right after an election the new leader's own log (the bootstrap membership entries
+// included) counts as pending until it applied it. Nothing was proposed then.
+grpc::Status RetryWhileChangeInProgress(const std::function<grpc::Status()>& change) {
+  grpc::Status s;
+  WaitFor(
+      [&] {
+        s = change();
+        return s.error_message().rfind("keel: another membership change is in progress", 0) != 0;
+      },
+      absl::Seconds(10));
+  return s;
+}
+
 grpc::Status AddMember(Cluster& c, int via, const std::string& peer_url, bool learner,
                        etcdserverpb::MemberAddResponse* resp) {
-  grpc::ClientContext context;
-  SetDeadline(&context, absl::Seconds(10));
-  etcdserverpb::MemberAddRequest req;
-  req.add_peerurls(peer_url);
-  req.set_islearner(learner);
-  return c.ClusterApi(via)->MemberAdd(&context, req, resp);
+  return RetryWhileChangeInProgress([&] {
+    grpc::ClientContext context;
+    SetDeadline(&context, absl::Seconds(10));
+    etcdserverpb::MemberAddRequest req;
+    req.add_peerurls(peer_url);
+    req.set_islearner(learner);
+    return c.ClusterApi(via)->MemberAdd(&context, req, resp);
+  });
 }
 
 grpc::Status RemoveMember(Cluster& c, int via, uint64_t id) {
-  grpc::ClientContext context;
-  SetDeadline(&context, absl::Seconds(10));
-  etcdserverpb::MemberRemoveRequest req;
-  req.set_id(id);
-  etcdserverpb::MemberRemoveResponse resp;
-  return c.ClusterApi(via)->MemberRemove(&context, req, &resp);
+  return RetryWhileChangeInProgress([&] {
+    grpc::ClientContext context;
+    SetDeadline(&context, absl::Seconds(10));
+    etcdserverpb::MemberRemoveRequest req;
+    req.set_id(id);
+    etcdserverpb::MemberRemoveResponse resp;
+    return c.ClusterApi(via)->MemberRemove(&context, req, &resp);
+  });
 }
 
 grpc::Status PromoteMember(Cluster& c, int via, uint64_t id) {
-  grpc::ClientContext context;
-  SetDeadline(&context, absl::Seconds(10));
-  etcdserverpb::MemberPromoteRequest req;
-  req.set_id(id);
-  etcdserverpb::MemberPromoteResponse resp;
-  return c.ClusterApi(via)->MemberPromote(&context, req, &resp);
+  return RetryWhileChangeInProgress([&] {
+    grpc::ClientContext context;
+    SetDeadline(&context, absl::Seconds(10));
+    etcdserverpb::MemberPromoteRequest req;
+    req.set_id(id);
+    etcdserverpb::MemberPromoteResponse resp;
+    return c.ClusterApi(via)->MemberPromote(&context, req, &resp);
+  });
 }
 
 grpc::Status MoveLeader(Cluster& c, int via, uint64_t target) {
