@@ -97,10 +97,6 @@ absl::Status ErrBadLeaderTransferee() {
 absl::Status ErrLeaderTransferTimeout() {
   return absl::UnavailableError("etcdserver: request timed out, leader transfer took too long");
 }
-absl::Status ErrChangeInProgress() {
-  return absl::FailedPreconditionError(
-      "keel: another membership change is in progress; retry once it has been applied");
-}
 
 internalpb::MembershipRecord RecordFromMembers(const std::vector<MemberInfo>& members) {
   internalpb::MembershipRecord record;

@@ -44,7 +44,6 @@ absl::Status ErrNotEnoughStartedMembers();
 absl::Status ErrBadLeaderTransferee();
 absl::Status ErrLeaderTransferTimeout();
 // keel's own: a second change while one is pending.
-absl::Status ErrChangeInProgress();
 
 [[nodiscard]] internalpb::MembershipRecord RecordFromMembers(
     const std::vector<MemberInfo>& members);

@@ -280,6 +280,11 @@ void RaftNode::MoveLeader(uint64_t target, absl::Time deadline,
   cv_.notify_one();
 }
 
+bool RaftNode::ConfWaiterPending(uint64_t proposal_id) const {
+  std::lock_guard<std::mutex> lock(waiters_mu_);
+  return conf_waiters_.count(proposal_id) != 0;
+}
+
 void RaftNode::FinishConfWaiter(uint64_t proposal_id, const absl::Status& status) {
   std::function<void(absl::Status)> cb;
   {
@@ -510,15 +515,26 @@ void RaftNode::DrainInbox(bool tick) {
   }
 
   if (!moves.empty()) StartMoves(std::move(moves));
+  // Deferred changes first, in arrival order. A change that must wait for another one
+  // to apply waits (until its deadline: etcd times out there too) rather than failing,
+  // so `member add` right after a leader change just works; it is checked again at
+  // apply time against the membership it then meets (ApplyChange).
+  if (!deferred_conf_changes_.empty()) {
+    conf_changes.insert(conf_changes.begin(),
+                        std::make_move_iterator(deferred_conf_changes_.begin()),
+                        std::make_move_iterator(deferred_conf_changes_.end()));
+    deferred_conf_changes_.clear();
+  }
   for (auto& c : conf_changes) {
+    if (!ConfWaiterPending(c.proposal_id)) continue;  // Expired while deferred.
     absl::Status status = CheckConfChange(c.change);
     if (status.ok()) {
       status = raw_node_->ProposeConfChange(c.change);
       if (absl::IsFailedPrecondition(status)) {
-        status = ErrChangeInProgress();
-      } else if (!status.ok()) {
-        status = MapProposeError(status, leader_id_.load());
+        deferred_conf_changes_.push_back(std::move(c));
+        continue;
       }
+      if (!status.ok()) status = MapProposeError(status, leader_id_.load());
     }
     if (!status.ok()) FinishConfWaiter(c.proposal_id, status);
   }

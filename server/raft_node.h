@@ -239,6 +239,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // Raft thread: the leader-only checks of a conf change (see ProposeConfChange).
   [[nodiscard]] absl::Status CheckConfChange(const raftpb::ConfChange& change);
   void FinishConfWaiter(uint64_t proposal_id, const absl::Status& status);
+  [[nodiscard]] bool ConfWaiterPending(uint64_t proposal_id) const;
   // Raft thread: starts or finishes MoveLeader requests.
   void StartMoves(std::vector<MoveWaiter> moves);
   void CheckMoves();
@@ -279,6 +280,10 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   std::map<uint64_t, absl::Time> last_heard_;
   std::vector<PendingConfChange> inbox_conf_changes_;
   std::vector<MoveWaiter> inbox_moves_;
+  // Raft thread only: changes raft refused because another one is not applied yet (or,
+  // right after an election, the entries before the new leader's term are not), tried
+  // again on every pass until they go in or their waiter expires.
+  std::vector<PendingConfChange> deferred_conf_changes_;
   bool stopping_ = false;
   absl::Status fatal_;
 
