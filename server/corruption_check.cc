@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "server/alarm_proposal.h"
 #include "server/server_config.h"
 
 namespace keel::server {
@@ -65,19 +66,10 @@ std::vector<uint64_t> CorruptionCheck::CheckOnce() {
                  "refuses reads and writes until it is disarmed\n",
                  absl::StrCat(absl::Hex(m.id)).c_str(), static_cast<long long>(local->revision),
                  response.hash(), local->hash, static_cast<long long>(local->compact_revision));
-    RaiseAlarm(m.id);
+    // One proposal at a time; the next round proposes what is still missing.
+    ProposeAlarm(node_, m.id, etcdserverpb::CORRUPT, &proposing_);
   }
   return differing;
-}
-
-void CorruptionCheck::RaiseAlarm(uint64_t member_id) {
-  if (proposing_.exchange(true)) return;  // The next round proposes it if still needed.
-  internalpb::Request request;
-  request.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::ACTIVATE);
-  request.mutable_alarm()->set_memberid(member_id);
-  request.mutable_alarm()->set_alarm(etcdserverpb::CORRUPT);
-  node_->Propose(std::move(request), absl::Now() + absl::Seconds(5),
-                 [this](absl::StatusOr<storage::ApplyResult>) { proposing_ = false; });
 }
 
 }  // namespace keel::server

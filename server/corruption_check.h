@@ -49,7 +49,6 @@ class CorruptionCheck {
 
  private:
   etcdserverpb::Maintenance::Stub* Stub(const std::string& address);
-  void RaiseAlarm(uint64_t member_id);
 
   const absl::Duration interval_;
   const uint64_t member_id_;

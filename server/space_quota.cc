@@ -1,5 +1,7 @@
 #include "server/space_quota.h"
 
+#include "server/alarm_proposal.h"
+
 namespace keel::server {
 
 SpaceQuota::SpaceQuota(int64_t quota_bytes, uint64_t member_id, storage::KvStore* kv,
@@ -20,14 +22,7 @@ void SpaceQuota::Check() {
   for (const auto& a : kv_->Alarms()) {
     if (a.memberid() == member_id_ && a.alarm() == etcdserverpb::NOSPACE) return;
   }
-  if (proposing_.exchange(true)) return;
-  internalpb::Request request;
-  request.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::ACTIVATE);
-  request.mutable_alarm()->set_memberid(member_id_);
-  request.mutable_alarm()->set_alarm(etcdserverpb::NOSPACE);
-  // Without a leader this fails; the next check tries again.
-  node_->Propose(std::move(request), absl::Now() + absl::Seconds(5),
-                 [this](absl::StatusOr<storage::ApplyResult>) { proposing_ = false; });
+  ProposeAlarm(node_, member_id_, etcdserverpb::NOSPACE, &proposing_);
 }
 
 }  // namespace keel::server
