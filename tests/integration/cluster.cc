@@ -256,12 +256,17 @@ int Cluster::AddMember(const std::string& initial_cluster_flag) {
     }
     cluster = absl::StrJoin(parts, ",");
   }
-  for (size_t f = 0; f + 1 < m.flags.size(); ++f) {
-    if (m.flags[f] == "--initial-cluster") m.flags[f + 1] = cluster;
-  }
+  SetInitialCluster(i, cluster);
   m.flags.push_back("--initial-cluster-state");
   m.flags.push_back("existing");
   return i;
+}
+
+void Cluster::SetInitialCluster(int i, const std::string& initial_cluster) {
+  std::vector<std::string>& flags = members_[i].flags;
+  for (size_t f = 0; f + 1 < flags.size(); ++f) {
+    if (flags[f] == "--initial-cluster") flags[f + 1] = initial_cluster;
+  }
 }
 
 absl::Status Cluster::PrepareRejoin(int i) {

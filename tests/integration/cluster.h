@@ -138,6 +138,8 @@ class Cluster {
   // the cluster: --initial-cluster-state existing and `initial_cluster` (as `member
   // add` prints it; "" means the running members plus this one). Returns its index.
   int AddMember(const std::string& initial_cluster = "");
+  // Replaces member i's --initial-cluster flag (e.g. with what `member add` printed).
+  void SetInitialCluster(int i, const std::string& initial_cluster);
   // "http://127.0.0.1:<peer port>" of member i.
   std::string peer_url(int i) const;
   // Member i (stopped, removed from the cluster and added again with MemberAdd under a

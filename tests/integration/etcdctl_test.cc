@@ -374,9 +374,7 @@ TEST_F(EtcdctlTest, MemberAddPromoteRemoveAndMoveLeader) {
       << early.err;
 
   // Started with the printed --initial-cluster, it catches up and is promoted.
-  for (size_t f = 0; f + 1 < c.member(n4).flags.size(); ++f) {
-    if (c.member(n4).flags[f] == "--initial-cluster") c.member(n4).flags[f + 1] = initial_cluster;
-  }
+  c.SetInitialCluster(n4, initial_cluster);
   ASSERT_TRUE(c.Spawn(n4).ok());
   ASSERT_TRUE(c.WaitServing(n4, absl::Seconds(20)).ok()) << c.LogTail(n4);
   CommandResult promoted;

@@ -445,9 +445,7 @@ TEST_F(MembershipTest, KeelCliAddsPromotesMovesLeaderAndRemoves) {
   const std::string initial_cluster = added.out.substr(from, added.out.find('"', from) - from);
   EXPECT_NE(initial_cluster.find("n4=" + c.peer_url(n4)), std::string::npos) << added.out;
   const std::string hex = added.out.substr(7, added.out.find(' ', 7) - 7);
-  for (size_t f = 0; f + 1 < c.member(n4).flags.size(); ++f) {
-    if (c.member(n4).flags[f] == "--initial-cluster") c.member(n4).flags[f + 1] = initial_cluster;
-  }
+  c.SetInitialCluster(n4, initial_cluster);
   ASSERT_TRUE(c.Spawn(n4).ok());
   ASSERT_TRUE(c.WaitServing(n4, absl::Seconds(20)).ok()) << c.LogTail(n4);
   CommandResult promoted;
