@@ -354,7 +354,8 @@ TEST_F(EtcdctlTest, MemberAddPromoteRemoveAndMoveLeader) {
   EXPECT_EQ(EnvLine(added, "ETCD_INITIAL_CLUSTER_STATE"), "existing") << added;
   const std::string initial_cluster = EnvLine(added, "ETCD_INITIAL_CLUSTER");
   EXPECT_TRUE(absl::StrContains(initial_cluster, "n4=" + peer)) << added;
-  std::vector<std::string> words = absl::StrSplit(added, ' ');
+  // etcdctl prints the id as %16x: space-padded when it has fewer than 16 hex digits.
+  std::vector<std::string> words = absl::StrSplit(added, ' ', absl::SkipEmpty());
   ASSERT_GE(words.size(), 2u);
   uint64_t id = 0;
   ASSERT_TRUE(absl::SimpleHexAtoi(words[1], &id)) << added;
