@@ -51,6 +51,8 @@ absl::Status MapProposeError(const absl::Status& status, uint64_t leader_id) {
 // The raft thread may fall behind its ticks (a long fsync); it then ticks once and
 // re-anchors rather than firing a burst that would expire election timers at once.
 constexpr int kMaxTickLagIntervals = 5;
+// Loop passes a caller runs in a row before it leaves the rest to the raft thread.
+constexpr int kCallerPassesMax = 4;
 // Incoming peer messages buffered for the raft thread beyond which new ones are
 // dropped (raft retransmits).
 constexpr size_t kInboxMessagesMax = 100'000;
@@ -111,6 +113,7 @@ absl::Status RaftNode::Start() {
   ASSIGN_OR_RETURN(raw_node_, raft::RawNode::Create(config));
   RETURN_IF_ERROR(LoadMembership());
 
+  next_tick_ = absl::Now() + absl::Milliseconds(options_.tick_interval_ms);
   started_ = true;
   apply_thread_ = std::thread([this] { ApplyLoop(); });
   raft_thread_ = std::thread([this] { RaftLoop(); });
@@ -126,10 +129,12 @@ void RaftNode::Stop() {
   cv_.notify_all();
   if (raft_thread_.joinable()) raft_thread_.join();
   {
-    // MoveLeader calls still waiting (the raft thread is gone: no race on moves_).
+    // MoveLeader calls still waiting (the raft thread is gone and, once a caller's pass
+    // ended, no pass starts again: no race on moves_).
     std::vector<MoveWaiter> moves;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return !loop_busy_; });
       moves.swap(inbox_moves_);
     }
     for (auto& m : moves_) moves.push_back(std::move(m));
@@ -181,7 +186,7 @@ NodeStatus RaftNode::Status() const {
 // ---------------------------------------------------------------- client entry points
 
 void RaftNode::Propose(internalpb::Request request, absl::Time deadline, WriteCallback done,
-                       uint64_t leader_term) {
+                       uint64_t leader_term, LoopPass pass) {
   if (commit_index_.load() > applied_index_.load() + options_.max_apply_lag_entries) {
     done(ErrTooManyRequests());  // Apply is far behind: shed load instead of queueing.
     return;
@@ -196,6 +201,7 @@ void RaftNode::Propose(internalpb::Request request, absl::Time deadline, WriteCa
   request.set_origin_proposal_id(id);
   std::string data = request.SerializeAsString();
   absl::Status refused;
+  Handoff handoff = Handoff::kNone;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
@@ -206,10 +212,11 @@ void RaftNode::Propose(internalpb::Request request, absl::Time deadline, WriteCa
     } else {
       inbox_proposal_bytes_ += data.size();
       inbox_proposals_.push_back(PendingProposal{id, std::move(data), leader_term});
+      handoff = HandoffLocked(pass);
     }
   }
   if (refused.ok()) {
-    cv_.notify_one();
+    CarryOut(handoff);
     return;
   }
   WriteCallback cb;
@@ -223,21 +230,23 @@ void RaftNode::Propose(internalpb::Request request, absl::Time deadline, WriteCa
   cb(refused);
 }
 
-void RaftNode::ReadBarrier(absl::Time deadline, ReadCallback done) {
+void RaftNode::ReadBarrier(absl::Time deadline, ReadCallback done, LoopPass pass) {
   absl::Status refused;
+  Handoff handoff = Handoff::kNone;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
       refused = ErrStopped();
     } else {
       inbox_reads_.push_back(ReadWaiter{deadline, std::move(done)});
+      handoff = HandoffLocked(pass);
     }
   }
   if (!refused.ok()) {
     done(refused);
     return;
   }
-  cv_.notify_one();
+  CarryOut(handoff);
 }
 
 void RaftNode::ProposeConfChange(raftpb::ConfChange change, internalpb::ConfChangeContext context,
@@ -392,13 +401,15 @@ void RaftNode::TransferLeadershipAway(absl::Duration timeout) {
 // ---------------------------------------------------------------- transport callbacks
 
 void RaftNode::OnMessages(std::vector<raftpb::Message> messages) {
+  Handoff handoff;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ || inbox_messages_.size() >= kInboxMessagesMax) return;
     if (!messages.empty()) last_heard_[messages.front().from()] = absl::Now();
     for (auto& m : messages) inbox_messages_.push_back(std::move(m));
+    handoff = HandoffLocked(LoopPass::kCallerIfIdle);
   }
-  cv_.notify_one();
+  CarryOut(handoff);
 }
 
 void RaftNode::OnUnreachable(uint64_t peer_id) {
@@ -428,41 +439,83 @@ void RaftNode::OnRemovedByPeer(uint64_t peer_id) {
 
 // ---------------------------------------------------------------- raft thread
 
-void RaftNode::RaftLoop() {
-  SetThreadName("keel-raft");
-  const absl::Duration tick = absl::Milliseconds(options_.tick_interval_ms);
-  absl::Time next_tick = absl::Now() + tick;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      const auto wake = absl::ToChronoTime(next_tick);
-      cv_.wait_until(lock, wake, [this] {
-        return stopping_ || !inbox_messages_.empty() || !inbox_proposals_.empty() ||
-               !inbox_reads_.empty() || !inbox_unreachable_.empty() ||
-               !inbox_snapshot_status_.empty() || !inbox_compactions_.empty() ||
-               inbox_transfer_to_ != 0 || !inbox_conf_changes_.empty() || !inbox_moves_.empty();
-      });
-      if (stopping_) return;
-    }
-    const absl::Time now = absl::Now();
-    const bool tick_due = now >= next_tick;
-    if (tick_due) {
-      next_tick += tick;
-      if (now - next_tick > kMaxTickLagIntervals * tick) next_tick = now + tick;
-    }
-    DrainInbox(tick_due);
-    while (raw_node_->HasReady()) {
-      absl::Status status = HandleReady(raw_node_->GetReady());
-      if (!status.ok()) {
-        Fatal(status);
-        return;
-      }
-    }
-    CheckMoves();
+bool RaftNode::HasWorkLocked() const {
+  return !inbox_messages_.empty() || !inbox_proposals_.empty() || !inbox_reads_.empty() ||
+         !inbox_unreachable_.empty() || !inbox_snapshot_status_.empty() ||
+         !inbox_compactions_.empty() || inbox_transfer_to_ != 0 || !inbox_conf_changes_.empty() ||
+         !inbox_moves_.empty();
+}
+
+RaftNode::Handoff RaftNode::HandoffLocked(LoopPass pass) {
+  // A running pass (the raft thread's or a caller's) sees the work when it lets go.
+  if (loop_busy_ || stopping_) return Handoff::kNone;
+  if (pass == LoopPass::kCallerIfIdle && started_.load()) {
+    loop_busy_ = true;  // The raft thread sleeps on: no wake-up to pay for.
+    return Handoff::kRunHere;
+  }
+  return Handoff::kWakeRaftThread;
+}
+
+void RaftNode::CarryOut(Handoff handoff) {
+  if (handoff == Handoff::kRunHere) {
+    RunClaimedPass();
+  } else if (handoff == Handoff::kWakeRaftThread) {
+    cv_.notify_one();
   }
 }
 
-void RaftNode::DrainInbox(bool tick) {
+void RaftNode::RunClaimedPass() {
+  bool wake;
+  for (int pass = 1;; ++pass) {
+    RunPass();
+    std::lock_guard<std::mutex> lock(mu_);
+    // Work queued meanwhile is most often this pass's sequel (the acks of the entries
+    // it just sent): run it here too, a few passes at most, then the raft thread does.
+    if (pass < kCallerPassesMax && !stopping_ && HasWorkLocked()) continue;
+    loop_busy_ = false;
+    wake = raft_thread_waits_for_pass_ || stopping_ || HasWorkLocked();
+    break;
+  }
+  if (wake) cv_.notify_all();  // The raft thread, and Stop() waiting for this pass.
+}
+
+void RaftNode::RaftLoop() {
+  SetThreadName("keel-raft");
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      for (;;) {
+        if (stopping_) return;
+        if (loop_busy_) {  // A caller's pass; it wakes us when it ends.
+          raft_thread_waits_for_pass_ = true;
+          cv_.wait(lock);
+          raft_thread_waits_for_pass_ = false;
+          continue;
+        }
+        if (HasWorkLocked() || absl::Now() >= next_tick_) break;
+        cv_.wait_until(lock, absl::ToChronoTime(next_tick_));
+      }
+      loop_busy_ = true;
+    }
+    RunPass();
+    std::lock_guard<std::mutex> lock(mu_);
+    loop_busy_ = false;
+  }
+}
+
+void RaftNode::RunPass() {
+  DrainInbox();
+  while (raw_node_->HasReady()) {
+    absl::Status status = HandleReady(raw_node_->GetReady());
+    if (!status.ok()) {
+      Fatal(status);
+      return;
+    }
+  }
+  CheckMoves();
+}
+
+void RaftNode::DrainInbox() {
   std::vector<raftpb::Message> messages;
   std::vector<uint64_t> unreachable;
   std::vector<std::pair<uint64_t, bool>> snapshot_status;
@@ -472,8 +525,16 @@ void RaftNode::DrainInbox(bool tick) {
   uint64_t transfer_to;
   std::vector<PendingConfChange> conf_changes;
   std::vector<MoveWaiter> moves;
+  bool tick = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    const absl::Time now = absl::Now();
+    if (now >= next_tick_) {
+      tick = true;
+      const absl::Duration interval = absl::Milliseconds(options_.tick_interval_ms);
+      next_tick_ += interval;
+      if (now - next_tick_ > kMaxTickLagIntervals * interval) next_tick_ = now + interval;
+    }
     messages.swap(inbox_messages_);
     unreachable.swap(inbox_unreachable_);
     snapshot_status.swap(inbox_snapshot_status_);
@@ -667,11 +728,15 @@ absl::Status RaftNode::ScheduleApply(ApplyTask task) {
     return absl::OkStatus();
   }
   absl::Status status = ApplyEntries(task);
+  bool queued;
   {
     std::lock_guard<std::mutex> lock(apply_mu_);
     apply_running_ = false;
+    queued = !apply_queue_.empty();
   }
-  apply_cv_.notify_one();  // A task queued meanwhile (RunOnApplyThread) may run now.
+  // A task queued meanwhile (RunOnApplyThread) may run now. Otherwise the apply thread
+  // sleeps on: waking it for nothing cost a context switch per write.
+  if (queued) apply_cv_.notify_one();
   return status;
 }
 

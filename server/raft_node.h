@@ -8,15 +8,20 @@
 //    leader's messages, persists entries + hard state in one synced batch, sends the
 //    rest, applies conf changes to raft, and hands committed entries to the apply
 //    thread. Proposals arriving during an fsync batch up into the next Ready (group
-//    commit).
+//    commit). One pass of that loop at a time: a caller that queues work while the
+//    loop is idle may run the pass itself instead of waking the raft thread (LoopPass):
+//    the peer streams do (a follower's append, the leader's acks) and so do client
+//    writes and reads, which saves a thread wake-up on each step of a write's critical
+//    path. Under load the loop is seldom idle and the raft thread does the passes.
 //  - the apply thread applies committed entries to the KvStore in batches, answers the
 //    waiting writers, releases reads whose index is applied, and takes snapshots, so a
 //    slow apply never delays heartbeats. A batch of at most kInlineApplyMaxEntries
-//    that finds the apply thread idle is applied on the raft thread instead (one thread
+//    that finds the apply thread idle is applied by the loop pass instead (one thread
 //    hop less per write at low load); the two never apply concurrently.
 //
-// Callbacks (write results, read barriers) run on the apply or raft thread with no node
-// lock held; they must be quick (hand real work to another thread).
+// Callbacks (write results, read barriers) run on the apply thread or the thread running
+// the loop pass with no node lock held; they must be quick (hand real work to another
+// thread).
 //
 // Thread-safety: all public methods may be called from any thread.
 #pragma once
@@ -46,8 +51,15 @@
 
 namespace keel::server {
 
-// Committed batches up to this size may be applied on the raft thread (see Threads).
+// Committed batches up to this size may be applied by the loop pass (see Threads).
 inline constexpr size_t kInlineApplyMaxEntries = 8;
+
+// Where the loop pass that handles a caller's work runs. kCallerIfIdle: on the
+// caller's thread, right away, when no pass is running (else the running pass or the
+// raft thread picks the work up). The caller must hold no lock that a callback, the
+// state machine's hooks (on_applied) or the transport may take, and may be held up for
+// one pass (an fsync).
+enum class LoopPass { kRaftThread, kCallerIfIdle };
 
 struct RaftNodeOptions {
   uint64_t member_id = 0;
@@ -84,7 +96,7 @@ struct RaftNodeOptions {
   // change and after a snapshot install. Must be quick (hand work to another thread).
   std::function<void(const internalpb::MembershipRecord&)> on_membership;
   // Called after each applied batch (on the thread that applied it: the apply thread,
-  // or the raft thread for a small batch) with its committed entries and the state
+  // or the loop pass for a small batch) with its committed entries and the state
   // machine's results (storage::KvStore::Apply), before the batch's writers are answered
   // and reads released. Must be quick; must not wait for the node.
   std::function<void(const std::vector<raftpb::Entry>&, const std::vector<storage::ApplyResult>&)>
@@ -139,7 +151,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // raft thread takes it ("not leader" otherwise), so a decision a leader took in its
   // term (e.g. a lease expiry) is never forwarded to or carried out by a later leader.
   void Propose(internalpb::Request request, absl::Time deadline, WriteCallback done,
-               uint64_t leader_term = 0);
+               uint64_t leader_term = 0, LoopPass pass = LoopPass::kRaftThread);
 
   // Proposes a membership change (server/membership.h); only the leader accepts it
   // ("not leader" otherwise). The raft thread refuses it while another change is
@@ -159,7 +171,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // machine has applied everything committed when the barrier was requested, as
   // confirmed by the leader; then a local read is linearizable. Reads requested
   // together share one confirmation round.
-  void ReadBarrier(absl::Time deadline, ReadCallback done);
+  void ReadBarrier(absl::Time deadline, ReadCallback done, LoopPass pass = LoopPass::kRaftThread);
 
   // A consistent snapshot of the state machine as of now (Maintenance.Snapshot): a
   // checkpoint taken on the apply thread between two batches, in the snapshot dir; the
@@ -172,7 +184,8 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // A fatal error stopped the node (storage failure); empty while healthy.
   [[nodiscard]] absl::Status fatal_error() const;
 
-  // PeerMessageHandler (transport threads).
+  // PeerMessageHandler (transport threads). OnMessages runs the loop pass on the
+  // caller's thread when the loop is idle (LoopPass::kCallerIfIdle).
   void OnMessages(std::vector<raftpb::Message> messages) override;
   void OnUnreachable(uint64_t peer_id) override;
   void OnSnapshotSent(uint64_t peer_id, bool ok) override;
@@ -225,8 +238,22 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   };
 
   void RaftLoop();
+  // One pass of the loop: tick if due, drain the inbox, carry out every Ready. Only by
+  // the holder of loop_busy_.
+  void RunPass();
+  // mu_ held: the inbox has work for a pass.
+  [[nodiscard]] bool HasWorkLocked() const;
+  // Who handles work just queued: the caller (it now holds the loop), the raft thread
+  // (to be woken), or the pass already running (nothing to do).
+  enum class Handoff { kRunHere, kWakeRaftThread, kNone };
+  // mu_ held, work just queued: decides the Handoff; kRunHere claims the loop.
+  [[nodiscard]] Handoff HandoffLocked(LoopPass pass);
+  // Without mu_: runs the claimed pass or wakes the raft thread.
+  void CarryOut(Handoff handoff);
+  // Runs the pass HandoffLocked claimed, then lets go of the loop.
+  void RunClaimedPass();
   void ApplyLoop();
-  // Raft thread: one Ready, carried out in the order raw_node.h prescribes.
+  // Loop pass: one Ready, carried out in the order raw_node.h prescribes.
   [[nodiscard]] absl::Status HandleReady(raft::Ready rd);
   [[nodiscard]] absl::Status InstallSnapshot(const raftpb::Snapshot& snapshot);
   // Hands committed entries to the apply thread, or applies a small batch right here
@@ -235,12 +262,12 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   [[nodiscard]] absl::Status ScheduleApply(ApplyTask task);
   // Runs `fn` on the apply thread after everything queued before it; waits for it.
   [[nodiscard]] absl::Status RunOnApplyThread(std::function<absl::Status()> fn);
-  void DrainInbox(bool tick);
-  // Raft thread: the leader-only checks of a conf change (see ProposeConfChange).
+  void DrainInbox();
+  // Loop pass: the leader-only checks of a conf change (see ProposeConfChange).
   [[nodiscard]] absl::Status CheckConfChange(const raftpb::ConfChange& change);
   void FinishConfWaiter(uint64_t proposal_id, const absl::Status& status);
   [[nodiscard]] bool ConfWaiterPending(uint64_t proposal_id) const;
-  // Raft thread: starts or finishes MoveLeader requests.
+  // Loop pass: starts or finishes MoveLeader requests.
   void StartMoves(std::vector<MoveWaiter> moves);
   void CheckMoves();
   // Apply thread: the membership after conf-change entries (serialized into `records`
@@ -253,7 +280,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void FailAllWaiters(const absl::Status& status);
   void Fatal(const absl::Status& status);
 
-  // Apply thread (or the raft thread standing in for it, see ScheduleApply).
+  // Apply thread (or the loop pass standing in for it, see ScheduleApply).
   [[nodiscard]] absl::Status ApplyEntries(ApplyTask& task);
   void ReleaseReads(uint64_t applied_index);
   [[nodiscard]] absl::Status MaybeSnapshot();
@@ -262,7 +289,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   storage::RaftLogStore* const log_;
   storage::KvStore* const kv_;
   PeerTransport* transport_ = nullptr;
-  std::unique_ptr<raft::RawNode> raw_node_;  // Raft thread only (after Start).
+  std::unique_ptr<raft::RawNode> raw_node_;  // Loop passes only (after Start).
 
   // Inbox of the raft thread; guarded by mu_.
   mutable std::mutex mu_;
@@ -280,12 +307,17 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   std::map<uint64_t, absl::Time> last_heard_;
   std::vector<PendingConfChange> inbox_conf_changes_;
   std::vector<MoveWaiter> inbox_moves_;
-  // Raft thread only: changes raft refused because another one is not applied yet (or,
+  // Loop passes only: changes raft refused because another one is not applied yet (or,
   // right after an election, the entries before the new leader's term are not), tried
   // again on every pass until they go in or their waiter expires.
   std::vector<PendingConfChange> deferred_conf_changes_;
   bool stopping_ = false;
   absl::Status fatal_;
+  // A loop pass is running (on the raft thread or a caller's); at most one at a time.
+  bool loop_busy_ = false;
+  // The raft thread waits for a caller's pass to end (so the caller must wake it).
+  bool raft_thread_waits_for_pass_ = false;
+  absl::Time next_tick_;
 
   // Waiters; guarded by waiters_mu_ (never held while calling a callback).
   mutable std::mutex waiters_mu_;
@@ -300,7 +332,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   std::condition_variable apply_cv_;
   std::deque<ApplyTask> apply_queue_;
   bool apply_stopping_ = false;
-  // A task is running, on the apply thread or in its place on the raft thread
+  // A task is running, on the apply thread or in its place in the loop pass
   // (ScheduleApply); the two never apply at the same time.
   bool apply_running_ = false;
 
@@ -319,8 +351,8 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   std::atomic<uint64_t> commit_index_{0};
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<bool> is_learner_{false};
-  uint64_t next_read_ctx_ = 1;               // Raft thread only.
-  std::vector<MoveWaiter> moves_;            // Raft thread only.
+  uint64_t next_read_ctx_ = 1;               // Loop passes only.
+  std::vector<MoveWaiter> moves_;            // Loop passes only.
   internalpb::MembershipRecord membership_;  // Apply thread only (after Start).
 
   std::thread raft_thread_;

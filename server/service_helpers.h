@@ -54,17 +54,20 @@ inline void FillHeader(const ClientServiceContext* ctx, etcdserverpb::ResponseHe
 }
 
 // A linearizable read: runs `serve` once a read barrier passed, on the read executor
-// (a big read must not stall the apply thread the barrier completes on).
+// (a big read must not stall the apply thread the barrier completes on). Handlers hold
+// no lock, so the barrier's loop pass may run on this thread (LoopPass).
 template <typename Serve>
 void ServeAfterReadBarrier(const ClientServiceContext* ctx, grpc::CallbackServerContext* call,
                            grpc::ServerUnaryReactor* reactor, Serve serve) {
-  ctx->node->ReadBarrier(CallDeadline(call, ctx->request_timeout),
-                         [ctx, reactor, serve](absl::Status barrier) {
-                           if (!barrier.ok()) return reactor->Finish(ToGrpcStatus(barrier));
-                           if (!ctx->read_executor->Submit(serve)) {
-                             reactor->Finish(ToGrpcStatus(ErrTooManyRequests()));
-                           }
-                         });
+  ctx->node->ReadBarrier(
+      CallDeadline(call, ctx->request_timeout),
+      [ctx, reactor, serve](absl::Status barrier) {
+        if (!barrier.ok()) return reactor->Finish(ToGrpcStatus(barrier));
+        if (!ctx->read_executor->Submit(serve)) {
+          reactor->Finish(ToGrpcStatus(ErrTooManyRequests()));
+        }
+      },
+      LoopPass::kCallerIfIdle);
 }
 
 // A write that needs space (Put, Txn with a put, LeaseGrant) is refused up front while
@@ -98,20 +101,22 @@ inline bool FinishIfError(grpc::ServerUnaryReactor* reactor, const absl::Status&
 }
 
 // Proposes `request` and answers `reactor` with the part of the state machine's
-// response that `take` extracts into `resp`.
+// response that `take` extracts into `resp`. Handlers hold no lock, so the proposal's
+// loop pass may run on this thread (LoopPass).
 template <typename Resp, typename Take>
 void ProposeAndAnswer(const ClientServiceContext* ctx, grpc::CallbackServerContext* call,
                       grpc::ServerUnaryReactor* reactor, internalpb::Request request, Resp* resp,
                       Take take) {
-  ctx->node->Propose(std::move(request), CallDeadline(call, ctx->request_timeout),
-                     [ctx, reactor, resp, take](absl::StatusOr<storage::ApplyResult> result) {
-                       if (!result.ok()) return reactor->Finish(ToGrpcStatus(result.status()));
-                       if (!result->status.ok())
-                         return reactor->Finish(ToGrpcStatus(result->status));
-                       take(&result->response, resp);
-                       FillHeader(ctx, resp->mutable_header());
-                       reactor->Finish(grpc::Status::OK);
-                     });
+  ctx->node->Propose(
+      std::move(request), CallDeadline(call, ctx->request_timeout),
+      [ctx, reactor, resp, take](absl::StatusOr<storage::ApplyResult> result) {
+        if (!result.ok()) return reactor->Finish(ToGrpcStatus(result.status()));
+        if (!result->status.ok()) return reactor->Finish(ToGrpcStatus(result->status));
+        take(&result->response, resp);
+        FillHeader(ctx, resp->mutable_header());
+        reactor->Finish(grpc::Status::OK);
+      },
+      /*leader_term=*/0, LoopPass::kCallerIfIdle);
 }
 
 // The path every write shares: the request's own validation result, the size limit

@@ -59,6 +59,7 @@ void WatchHub::Stop() {
 void WatchHub::Publish(std::vector<storage::ApplyResult>* results) {
   InboxBatch batch;
   batch.store_revision = kv_->Revision();
+  if (watch_count_.load() == 0 && AdvanceWithoutStreams(batch.store_revision)) return;
   // Without watchers the events are not needed: a watch created later reads storage.
   // (A watch registers itself before reading the revision; this reads the revision
   // before the count, so a watch that needs these events is always seen here.)
@@ -86,6 +87,20 @@ void WatchHub::Publish(std::vector<storage::ApplyResult>* results) {
     inbox_.push_back(std::move(batch));
   }
   inbox_cv_.notify_one();
+}
+
+bool WatchHub::AdvanceWithoutStreams(int64_t store_revision) {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    if (inbox_closed_ || !inbox_.empty()) return false;  // Keep the dispatcher's order.
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_ || !streams_.empty()) return false;
+  // No stream, so no watch and no progress request: the revisions are a gap for
+  // nobody. Recorded here instead of waking the dispatcher for every applied batch
+  // (a thread wake-up per write when nothing watches).
+  if (store_revision > dispatched_rev_) Gap(store_revision);
+  return true;
 }
 
 std::shared_ptr<WatchStream> WatchHub::OpenStream(WatchSink* sink, bool require_leader) {

@@ -169,6 +169,9 @@ class WatchHub {
   void FillHeader(etcdserverpb::ResponseHeader* h) const;
   static etcdserverpb::WatchResponse Response(int64_t watch_id, int64_t revision);
 
+  // Publish without watches: with no stream open either, records the revision as
+  // dispatched right here (no dispatcher wake-up) and returns true.
+  bool AdvanceWithoutStreams(int64_t store_revision);
   // Outside mu_: wakes the sync thread; `stream` (if any) has room again.
   void Kick(std::weak_ptr<WatchStream> stream = {});
 
