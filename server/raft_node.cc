@@ -505,13 +505,15 @@ void RaftNode::RaftLoop() {
 
 void RaftNode::RunPass() {
   DrainInbox();
-  while (raw_node_->HasReady()) {
-    absl::Status status = HandleReady(raw_node_->GetReady());
-    if (!status.ok()) {
-      Fatal(status);
-      return;
+  do {
+    while (raw_node_->HasReady()) {
+      absl::Status status = HandleReady(raw_node_->GetReady());
+      if (!status.ok()) {
+        Fatal(status);
+        return;
+      }
     }
-  }
+  } while (MaybeStartReadRound());  // Its heartbeats go out in the next Ready.
   CheckMoves();
 }
 
@@ -631,20 +633,23 @@ void RaftNode::DrainInbox() {
     for (auto& [cb, status] : calls) cb(status);
   }
 
-  // Reads: every read that arrived since the last loop shares one ReadIndex request.
+  // Reads join the batch waiting for the next ReadIndex round (MaybeStartReadRound).
   std::vector<uint64_t> reissue;
   {
     std::lock_guard<std::mutex> lock(waiters_mu_);
     if (!reads.empty()) {
-      const uint64_t ctx = next_read_ctx_++;
-      read_batches_[ctx].waiters = std::move(reads);
-      reissue.push_back(ctx);
+      if (waiting_read_ctx_ == 0 || !read_batches_.contains(waiting_read_ctx_)) {
+        waiting_read_ctx_ = next_read_ctx_++;
+      }
+      auto& waiters = read_batches_[waiting_read_ctx_].waiters;
+      for (auto& r : reads) waiters.push_back(std::move(r));
     }
     if (tick) {
       // A read request is lost if there was no leader or the leader changed; ask again
       // every half election timeout until the read's deadline.
       const int every = std::max(1, options_.election_timeout_ticks / 2);
       for (auto& [ctx, batch] : read_batches_) {
+        if (ctx == waiting_read_ctx_) continue;  // Not asked yet.
         if (++batch.ticks_waited % every == 0) reissue.push_back(ctx);
       }
     }
@@ -652,8 +657,39 @@ void RaftNode::DrainInbox() {
   for (uint64_t ctx : reissue) raw_node_->ReadIndex(raft::ReadIndexQueue::EncodeRound(ctx));
 }
 
+void RaftNode::RequeueInflightReads() {
+  std::lock_guard<std::mutex> lock(waiters_mu_);
+  auto it = read_batches_.find(std::exchange(inflight_read_ctx_, 0));
+  if (it == read_batches_.end()) return;
+  // The round went to a leader that is gone (its answer may never come): its reads join
+  // the next round, which asks the new leader (asking later is always safe).
+  if (waiting_read_ctx_ == 0 || !read_batches_.contains(waiting_read_ctx_)) {
+    waiting_read_ctx_ = next_read_ctx_++;
+  }
+  auto& waiting = read_batches_[waiting_read_ctx_].waiters;
+  for (auto& r : it->second.waiters) waiting.push_back(std::move(r));
+  read_batches_.erase(it);
+}
+
+bool RaftNode::MaybeStartReadRound() {
+  uint64_t ctx;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    // One round at a time: the reads that arrive meanwhile share the next one (as etcd's
+    // read loop does). A round costs a heartbeat to every follower and its answer; when
+    // every read started its own, followers spent more CPU on reads than the leader.
+    if (inflight_read_ctx_ != 0 && read_batches_.contains(inflight_read_ctx_)) return false;
+    inflight_read_ctx_ = 0;
+    if (waiting_read_ctx_ == 0 || !read_batches_.contains(waiting_read_ctx_)) return false;
+    ctx = inflight_read_ctx_ = std::exchange(waiting_read_ctx_, 0);
+  }
+  raw_node_->ReadIndex(raft::ReadIndexQueue::EncodeRound(ctx));
+  return true;
+}
+
 absl::Status RaftNode::HandleReady(raft::Ready rd) {
   if (rd.soft_state) {
+    if (rd.soft_state->leader_id != leader_id_.load()) RequeueInflightReads();
     leader_id_ = rd.soft_state->leader_id;
   }
   if (rd.hard_state) {

@@ -263,6 +263,11 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // Runs `fn` on the apply thread after everything queued before it; waits for it.
   [[nodiscard]] absl::Status RunOnApplyThread(std::function<absl::Status()> fn);
   void DrainInbox();
+  // Loop pass: asks raft for a ReadIndex round for the waiting reads unless one is in
+  // flight; true if it did (a Ready with its heartbeats follows).
+  [[nodiscard]] bool MaybeStartReadRound();
+  // Loop pass, the leader changed: the round in flight joins the waiting batch.
+  void RequeueInflightReads();
   // Loop pass: the leader-only checks of a conf change (see ProposeConfChange).
   [[nodiscard]] absl::Status CheckConfChange(const raftpb::ConfChange& change);
   void FinishConfWaiter(uint64_t proposal_id, const absl::Status& status);
@@ -351,7 +356,11 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   std::atomic<uint64_t> commit_index_{0};
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<bool> is_learner_{false};
-  uint64_t next_read_ctx_ = 1;               // Loop passes only.
+  uint64_t next_read_ctx_ = 1;  // Guarded by waiters_mu_, like the two below.
+  // The read batch waiting for the next round, and the round in flight (0: none; a ctx
+  // whose batch left read_batches_ was answered or expired).
+  uint64_t waiting_read_ctx_ = 0;
+  uint64_t inflight_read_ctx_ = 0;
   std::vector<MoveWaiter> moves_;            // Loop passes only.
   internalpb::MembershipRecord membership_;  // Apply thread only (after Start).
 
