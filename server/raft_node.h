@@ -169,8 +169,8 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
 
   // A linearizable read barrier (ReadIndex): `done(OK)` once this member's state
   // machine has applied everything committed when the barrier was requested, as
-  // confirmed by the leader; then a local read is linearizable. Reads requested
-  // together share one confirmation round.
+  // confirmed by the leader; then a local read is linearizable. One confirmation
+  // round is in flight at a time; the reads requested meanwhile share the next one.
   void ReadBarrier(absl::Time deadline, ReadCallback done, LoopPass pass = LoopPass::kRaftThread);
 
   // A consistent snapshot of the state machine as of now (Maintenance.Snapshot): a
