@@ -637,13 +637,7 @@ void RaftNode::DrainInbox() {
   std::vector<uint64_t> reissue;
   {
     std::lock_guard<std::mutex> lock(waiters_mu_);
-    if (!reads.empty()) {
-      if (waiting_read_ctx_ == 0 || !read_batches_.contains(waiting_read_ctx_)) {
-        waiting_read_ctx_ = next_read_ctx_++;
-      }
-      auto& waiters = read_batches_[waiting_read_ctx_].waiters;
-      for (auto& r : reads) waiters.push_back(std::move(r));
-    }
+    if (!reads.empty()) JoinWaitingReadsLocked(reads);
     if (tick) {
       // A read request is lost if there was no leader or the leader changed; ask again
       // every half election timeout until the read's deadline.
@@ -657,17 +651,21 @@ void RaftNode::DrainInbox() {
   for (uint64_t ctx : reissue) raw_node_->ReadIndex(raft::ReadIndexQueue::EncodeRound(ctx));
 }
 
+void RaftNode::JoinWaitingReadsLocked(std::vector<ReadWaiter>& reads) {
+  if (waiting_read_ctx_ == 0 || !read_batches_.contains(waiting_read_ctx_)) {
+    waiting_read_ctx_ = next_read_ctx_++;
+  }
+  auto& waiting = read_batches_[waiting_read_ctx_].waiters;
+  for (auto& r : reads) waiting.push_back(std::move(r));
+}
+
 void RaftNode::RequeueInflightReads() {
   std::lock_guard<std::mutex> lock(waiters_mu_);
   auto it = read_batches_.find(std::exchange(inflight_read_ctx_, 0));
   if (it == read_batches_.end()) return;
   // The round went to a leader that is gone (its answer may never come): its reads join
   // the next round, which asks the new leader (asking later is always safe).
-  if (waiting_read_ctx_ == 0 || !read_batches_.contains(waiting_read_ctx_)) {
-    waiting_read_ctx_ = next_read_ctx_++;
-  }
-  auto& waiting = read_batches_[waiting_read_ctx_].waiters;
-  for (auto& r : it->second.waiters) waiting.push_back(std::move(r));
+  JoinWaitingReadsLocked(it->second.waiters);
   read_batches_.erase(it);
 }
 

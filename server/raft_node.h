@@ -268,6 +268,8 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   [[nodiscard]] bool MaybeStartReadRound();
   // Loop pass, the leader changed: the round in flight joins the waiting batch.
   void RequeueInflightReads();
+  // waiters_mu_ held: moves `reads` into the batch waiting for the next round.
+  void JoinWaitingReadsLocked(std::vector<ReadWaiter>& reads);
   // Loop pass: the leader-only checks of a conf change (see ProposeConfChange).
   [[nodiscard]] absl::Status CheckConfChange(const raftpb::ConfChange& change);
   void FinishConfWaiter(uint64_t proposal_id, const absl::Status& status);
