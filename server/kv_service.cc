@@ -32,7 +32,7 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* call,
     serve();  // Local state, any member: no round trip.
     return reactor;
   }
-  ServeAfterReadBarrier(ctx_, call, reactor, serve);
+  ServeAfterReadBarrier(ctx_, call, reactor, /*small=*/req->range_end().empty(), serve);
   return reactor;
 }
 

@@ -134,7 +134,7 @@ grpc::ServerUnaryReactor* LeaseService::LeaseLeases(grpc::CallbackServerContext*
     FillHeader(ctx, resp->mutable_header());
     reactor->Finish(grpc::Status::OK);
   };
-  ServeAfterReadBarrier(ctx_, call, reactor, serve);
+  ServeAfterReadBarrier(ctx_, call, reactor, /*small=*/false, serve);  // Every lease.
   return reactor;
 }
 

@@ -466,17 +466,28 @@ void RaftNode::CarryOut(Handoff handoff) {
 
 void RaftNode::RunClaimedPass() {
   bool wake;
+  std::vector<ReadCallback> reads;
   for (int pass = 1;; ++pass) {
     RunPass();
     std::lock_guard<std::mutex> lock(mu_);
     // Work queued meanwhile is most often this pass's sequel (the acks of the entries
     // it just sent): run it here too, a few passes at most, then the raft thread does.
     if (pass < kCallerPassesMax && !stopping_ && HasWorkLocked()) continue;
+    reads = TakeReleasedReads();
     loop_busy_ = false;
     wake = raft_thread_waits_for_pass_ || stopping_ || HasWorkLocked();
     break;
   }
   if (wake) cv_.notify_all();  // The raft thread, and Stop() waiting for this pass.
+  AnswerReleasedReads(std::move(reads));
+}
+
+std::vector<RaftNode::ReadCallback> RaftNode::TakeReleasedReads() {
+  return std::exchange(released_reads_, {});
+}
+
+void RaftNode::AnswerReleasedReads(std::vector<ReadCallback> reads) {
+  for (auto& done : reads) done(absl::OkStatus());
 }
 
 void RaftNode::RaftLoop() {
@@ -498,8 +509,13 @@ void RaftNode::RaftLoop() {
       loop_busy_ = true;
     }
     RunPass();
-    std::lock_guard<std::mutex> lock(mu_);
-    loop_busy_ = false;
+    std::vector<ReadCallback> reads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reads = TakeReleasedReads();
+      loop_busy_ = false;
+    }
+    AnswerReleasedReads(std::move(reads));
   }
 }
 
@@ -719,7 +735,7 @@ absl::Status RaftNode::HandleReady(raft::Ready rd) {
       read_batches_.erase(it);
     }
   }
-  if (!rd.read_states.empty()) ReleaseReads(applied_index_.load());
+  if (!rd.read_states.empty()) ReleaseReads(applied_index_.load(), &released_reads_);
   // 6. Committed entries go to the apply thread; conf changes take effect in raft now.
   if (!rd.committed_entries.empty()) {
     ApplyTask task;
@@ -761,7 +777,7 @@ absl::Status RaftNode::ScheduleApply(ApplyTask task) {
     apply_cv_.notify_one();
     return absl::OkStatus();
   }
-  absl::Status status = ApplyEntries(task);
+  absl::Status status = ApplyEntries(task, &released_reads_);
   bool queued;
   {
     std::lock_guard<std::mutex> lock(apply_mu_);
@@ -913,7 +929,7 @@ void RaftNode::ApplyLoop() {
     if (task.run) {
       task.run();
     } else {
-      status = ApplyEntries(task);
+      status = ApplyEntries(task, /*released_reads=*/nullptr);
       if (status.ok()) status = MaybeSnapshot();
     }
     {
@@ -927,7 +943,7 @@ void RaftNode::ApplyLoop() {
   }
 }
 
-absl::Status RaftNode::ApplyEntries(ApplyTask& task) {
+absl::Status RaftNode::ApplyEntries(ApplyTask& task, std::vector<ReadCallback>* released_reads) {
   std::vector<storage::ApplyEntry> batch;
   batch.reserve(task.entries.size());
   // Conf changes reach the state machine as no-ops that store the membership after them.
@@ -973,7 +989,7 @@ absl::Status RaftNode::ApplyEntries(ApplyTask& task) {
   applied_index_ = applied;
   for (auto& [cb, result] : calls) cb(std::move(*result));
   for (auto& [id, status] : conf_done) FinishConfWaiter(id, status);
-  ReleaseReads(applied);
+  ReleaseReads(applied, released_reads);
   return absl::OkStatus();
 }
 
@@ -1021,17 +1037,18 @@ absl::Status RaftNode::ApplyMembership(const std::vector<raftpb::Entry>& entries
   return absl::OkStatus();
 }
 
-void RaftNode::ReleaseReads(uint64_t applied_index) {
+void RaftNode::ReleaseReads(uint64_t applied_index, std::vector<ReadCallback>* released) {
   std::vector<ReadCallback> ready;
+  std::vector<ReadCallback>* into = released != nullptr ? released : &ready;
   {
     std::lock_guard<std::mutex> lock(waiters_mu_);
     auto end = confirmed_reads_.upper_bound(applied_index);
     for (auto it = confirmed_reads_.begin(); it != end; ++it) {
-      ready.push_back(std::move(it->second.done));
+      into->push_back(std::move(it->second.done));
     }
     confirmed_reads_.erase(confirmed_reads_.begin(), end);
   }
-  for (auto& cb : ready) cb(absl::OkStatus());
+  AnswerReleasedReads(std::move(ready));
 }
 
 absl::Status RaftNode::MaybeSnapshot() {

@@ -171,6 +171,9 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // machine has applied everything committed when the barrier was requested, as
   // confirmed by the leader; then a local read is linearizable. One confirmation
   // round is in flight at a time; the reads requested meanwhile share the next one.
+  // `done` runs on the apply thread or, for a barrier released by a loop pass, on the
+  // pass's thread once the pass let go of the loop (and sent the next round's
+  // heartbeats): a `done` that serves a small read right there saves a hand-off.
   void ReadBarrier(absl::Time deadline, ReadCallback done, LoopPass pass = LoopPass::kRaftThread);
 
   // A consistent snapshot of the state machine as of now (Maintenance.Snapshot): a
@@ -252,6 +255,10 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void CarryOut(Handoff handoff);
   // Runs the pass HandoffLocked claimed, then lets go of the loop.
   void RunClaimedPass();
+  // Holder of loop_busy_, about to let go: takes the reads its passes released.
+  [[nodiscard]] std::vector<ReadCallback> TakeReleasedReads();
+  // After letting go of the loop: answers them (they are not the loop's work).
+  static void AnswerReleasedReads(std::vector<ReadCallback> reads);
   void ApplyLoop();
   // Loop pass: one Ready, carried out in the order raw_node.h prescribes.
   [[nodiscard]] absl::Status HandleReady(raft::Ready rd);
@@ -288,8 +295,13 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void Fatal(const absl::Status& status);
 
   // Apply thread (or the loop pass standing in for it, see ScheduleApply).
-  [[nodiscard]] absl::Status ApplyEntries(ApplyTask& task);
-  void ReleaseReads(uint64_t applied_index);
+  // `released_reads`: where a loop pass standing in for the apply thread collects the
+  // reads it releases (null on the apply thread: answered at once).
+  [[nodiscard]] absl::Status ApplyEntries(ApplyTask& task,
+                                          std::vector<ReadCallback>* released_reads);
+  // Releases the confirmed reads at or below `applied_index`: into `released` if given,
+  // else their callbacks run now.
+  void ReleaseReads(uint64_t applied_index, std::vector<ReadCallback>* released);
   [[nodiscard]] absl::Status MaybeSnapshot();
 
   const RaftNodeOptions options_;
@@ -364,6 +376,8 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   uint64_t waiting_read_ctx_ = 0;
   uint64_t inflight_read_ctx_ = 0;
   std::vector<MoveWaiter> moves_;            // Loop passes only.
+  // Loop passes only: reads they released, answered after the loop is let go.
+  std::vector<ReadCallback> released_reads_;
   internalpb::MembershipRecord membership_;  // Apply thread only (after Start).
 
   std::thread raft_thread_;

@@ -53,16 +53,19 @@ inline void FillHeader(const ClientServiceContext* ctx, etcdserverpb::ResponseHe
   if (h->revision() == 0) h->set_revision(ctx->kv->Revision());
 }
 
-// A linearizable read: runs `serve` once a read barrier passed, on the read executor
-// (a big read must not stall the apply thread the barrier completes on). Handlers hold
-// no lock, so the barrier's loop pass may run on this thread (LoopPass).
+// A linearizable read: runs `serve` once a read barrier passed. A `small` read (one key)
+// runs on the thread that released the barrier (RaftNode::ReadBarrier: after the pass
+// that released it let go of the loop, or on the apply thread); any other on the read
+// executor, so a big read stalls neither. Handlers hold no lock, so the barrier's loop
+// pass may run on this thread (LoopPass).
 template <typename Serve>
 void ServeAfterReadBarrier(const ClientServiceContext* ctx, grpc::CallbackServerContext* call,
-                           grpc::ServerUnaryReactor* reactor, Serve serve) {
+                           grpc::ServerUnaryReactor* reactor, bool small, Serve serve) {
   ctx->node->ReadBarrier(
       CallDeadline(call, ctx->request_timeout),
-      [ctx, reactor, serve](absl::Status barrier) {
+      [ctx, reactor, small, serve](absl::Status barrier) {
         if (!barrier.ok()) return reactor->Finish(ToGrpcStatus(barrier));
+        if (small) return serve();
         if (!ctx->read_executor->Submit(serve)) {
           reactor->Finish(ToGrpcStatus(ErrTooManyRequests()));
         }
