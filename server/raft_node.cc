@@ -130,11 +130,12 @@ void RaftNode::Stop() {
   if (raft_thread_.joinable()) raft_thread_.join();
   {
     // MoveLeader calls still waiting (the raft thread is gone and, once a caller's pass
-    // ended, no pass starts again: no race on moves_).
+    // ended, no pass starts again: no race on moves_). Answers a pass left are given
+    // before Stop returns, as before it.
     std::vector<MoveWaiter> moves;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return !loop_busy_; });
+      cv_.wait(lock, [this] { return !loop_busy_ && answering_ == 0; });
       moves.swap(inbox_moves_);
     }
     for (auto& m : moves_) moves.push_back(std::move(m));
@@ -465,29 +466,49 @@ void RaftNode::CarryOut(Handoff handoff) {
 }
 
 void RaftNode::RunClaimedPass() {
-  bool wake;
-  std::vector<ReadCallback> reads;
   for (int pass = 1;; ++pass) {
     RunPass();
-    std::lock_guard<std::mutex> lock(mu_);
-    // Work queued meanwhile is most often this pass's sequel (the acks of the entries
-    // it just sent): run it here too, a few passes at most, then the raft thread does.
-    if (pass < kCallerPassesMax && !stopping_ && HasWorkLocked()) continue;
-    reads = TakeReleasedReads();
-    loop_busy_ = false;
-    wake = raft_thread_waits_for_pass_ || stopping_ || HasWorkLocked();
-    break;
+    Answers answers;
+    bool more, wake = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // Work queued meanwhile is most often this pass's sequel (the acks of the entries
+      // it just sent): run it here too, a few passes at most, then the raft thread does.
+      more = pass < kCallerPassesMax && !stopping_ && HasWorkLocked();
+      answers = TakeAnswersLocked();
+      if (!more) {
+        loop_busy_ = false;
+        wake = raft_thread_waits_for_pass_ || stopping_ || HasWorkLocked();
+      }
+    }
+    if (wake) cv_.notify_all();  // The raft thread, and Stop() waiting for this pass.
+    // Answered after the pass, not in it; between two passes the loop stays claimed.
+    AnswerAfterPass(std::move(answers));
+    if (!more) return;
   }
-  if (wake) cv_.notify_all();  // The raft thread, and Stop() waiting for this pass.
-  AnswerReleasedReads(std::move(reads));
 }
 
-std::vector<RaftNode::ReadCallback> RaftNode::TakeReleasedReads() {
-  return std::exchange(released_reads_, {});
+RaftNode::Answers RaftNode::TakeAnswersLocked() {
+  if (pass_answers_.writes.empty() && pass_answers_.reads.empty()) return {};
+  ++answering_;
+  return std::exchange(pass_answers_, {});
 }
 
-void RaftNode::AnswerReleasedReads(std::vector<ReadCallback> reads) {
-  for (auto& done : reads) done(absl::OkStatus());
+void RaftNode::AnswerAfterPass(Answers answers) {
+  if (answers.writes.empty() && answers.reads.empty()) return;
+  Answer(std::move(answers));
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --answering_;
+    stopping = stopping_;
+  }
+  if (stopping) cv_.notify_all();  // Stop() waits for answers in flight.
+}
+
+void RaftNode::Answer(Answers answers) {
+  for (auto& [done, result] : answers.writes) done(std::move(result));
+  for (auto& done : answers.reads) done(absl::OkStatus());
 }
 
 void RaftNode::RaftLoop() {
@@ -509,13 +530,13 @@ void RaftNode::RaftLoop() {
       loop_busy_ = true;
     }
     RunPass();
-    std::vector<ReadCallback> reads;
+    Answers answers;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      reads = TakeReleasedReads();
+      answers = TakeAnswersLocked();
       loop_busy_ = false;
     }
-    AnswerReleasedReads(std::move(reads));
+    AnswerAfterPass(std::move(answers));
   }
 }
 
@@ -735,7 +756,7 @@ absl::Status RaftNode::HandleReady(raft::Ready rd) {
       read_batches_.erase(it);
     }
   }
-  if (!rd.read_states.empty()) ReleaseReads(applied_index_.load(), &released_reads_);
+  if (!rd.read_states.empty()) ReleaseReads(applied_index_.load(), &pass_answers_);
   // 6. Committed entries go to the apply thread; conf changes take effect in raft now.
   if (!rd.committed_entries.empty()) {
     ApplyTask task;
@@ -777,7 +798,7 @@ absl::Status RaftNode::ScheduleApply(ApplyTask task) {
     apply_cv_.notify_one();
     return absl::OkStatus();
   }
-  absl::Status status = ApplyEntries(task, &released_reads_);
+  absl::Status status = ApplyEntries(task, &pass_answers_);
   bool queued;
   {
     std::lock_guard<std::mutex> lock(apply_mu_);
@@ -929,7 +950,7 @@ void RaftNode::ApplyLoop() {
     if (task.run) {
       task.run();
     } else {
-      status = ApplyEntries(task, /*released_reads=*/nullptr);
+      status = ApplyEntries(task, /*deferred=*/nullptr);
       if (status.ok()) status = MaybeSnapshot();
     }
     {
@@ -943,7 +964,7 @@ void RaftNode::ApplyLoop() {
   }
 }
 
-absl::Status RaftNode::ApplyEntries(ApplyTask& task, std::vector<ReadCallback>* released_reads) {
+absl::Status RaftNode::ApplyEntries(ApplyTask& task, Answers* deferred) {
   std::vector<storage::ApplyEntry> batch;
   batch.reserve(task.entries.size());
   // Conf changes reach the state machine as no-ops that store the membership after them.
@@ -987,9 +1008,12 @@ absl::Status RaftNode::ApplyEntries(ApplyTask& task, std::vector<ReadCallback>* 
   if (options_.on_applied) options_.on_applied(task.entries, results);
   if (options_.on_events) options_.on_events(&results);
   applied_index_ = applied;
-  for (auto& [cb, result] : calls) cb(std::move(*result));
   for (auto& [id, status] : conf_done) FinishConfWaiter(id, status);
-  ReleaseReads(applied, released_reads);
+  Answers here;
+  Answers* answers = deferred != nullptr ? deferred : &here;
+  for (auto& [cb, result] : calls) answers->writes.emplace_back(std::move(cb), std::move(*result));
+  ReleaseReads(applied, answers);
+  Answer(std::move(here));
   return absl::OkStatus();
 }
 
@@ -1037,18 +1061,18 @@ absl::Status RaftNode::ApplyMembership(const std::vector<raftpb::Entry>& entries
   return absl::OkStatus();
 }
 
-void RaftNode::ReleaseReads(uint64_t applied_index, std::vector<ReadCallback>* released) {
-  std::vector<ReadCallback> ready;
-  std::vector<ReadCallback>* into = released != nullptr ? released : &ready;
+void RaftNode::ReleaseReads(uint64_t applied_index, Answers* deferred) {
+  Answers here;
+  Answers* answers = deferred != nullptr ? deferred : &here;
   {
     std::lock_guard<std::mutex> lock(waiters_mu_);
     auto end = confirmed_reads_.upper_bound(applied_index);
     for (auto it = confirmed_reads_.begin(); it != end; ++it) {
-      into->push_back(std::move(it->second.done));
+      answers->reads.push_back(std::move(it->second.done));
     }
     confirmed_reads_.erase(confirmed_reads_.begin(), end);
   }
-  AnswerReleasedReads(std::move(ready));
+  Answer(std::move(here));
 }
 
 absl::Status RaftNode::MaybeSnapshot() {

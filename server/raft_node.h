@@ -255,10 +255,19 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void CarryOut(Handoff handoff);
   // Runs the pass HandoffLocked claimed, then lets go of the loop.
   void RunClaimedPass();
-  // Holder of loop_busy_, about to let go: takes the reads its passes released.
-  [[nodiscard]] std::vector<ReadCallback> TakeReleasedReads();
-  // After letting go of the loop: answers them (they are not the loop's work).
-  static void AnswerReleasedReads(std::vector<ReadCallback> reads);
+  // Writes applied and reads released by loop passes, answered once the pass's thread
+  // let go of the loop: answering (a gRPC write each) is not the loop's work, and the
+  // next pass (the next batch's appends, the next read round) need not wait for it.
+  struct Answers {
+    std::vector<std::pair<WriteCallback, storage::ApplyResult>> writes;
+    std::vector<ReadCallback> reads;
+  };
+  // mu_ held by the holder of loop_busy_, about to let go: takes what its passes left
+  // to answer (counted in answering_ until AnswerAfterPass returns).
+  [[nodiscard]] Answers TakeAnswersLocked();
+  // Without mu_, after letting go of the loop: answers them.
+  void AnswerAfterPass(Answers answers);
+  static void Answer(Answers answers);
   void ApplyLoop();
   // Loop pass: one Ready, carried out in the order raw_node.h prescribes.
   [[nodiscard]] absl::Status HandleReady(raft::Ready rd);
@@ -295,13 +304,12 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void Fatal(const absl::Status& status);
 
   // Apply thread (or the loop pass standing in for it, see ScheduleApply).
-  // `released_reads`: where a loop pass standing in for the apply thread collects the
-  // reads it releases (null on the apply thread: answered at once).
-  [[nodiscard]] absl::Status ApplyEntries(ApplyTask& task,
-                                          std::vector<ReadCallback>* released_reads);
-  // Releases the confirmed reads at or below `applied_index`: into `released` if given,
+  // `deferred`: where a loop pass standing in for the apply thread collects the answers
+  // (null on the apply thread: answered at once).
+  [[nodiscard]] absl::Status ApplyEntries(ApplyTask& task, Answers* deferred);
+  // Releases the confirmed reads at or below `applied_index`: into `deferred` if given,
   // else their callbacks run now.
-  void ReleaseReads(uint64_t applied_index, std::vector<ReadCallback>* released);
+  void ReleaseReads(uint64_t applied_index, Answers* deferred);
   [[nodiscard]] absl::Status MaybeSnapshot();
 
   const RaftNodeOptions options_;
@@ -336,6 +344,8 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   bool loop_busy_ = false;
   // The raft thread waits for a caller's pass to end (so the caller must wake it).
   bool raft_thread_waits_for_pass_ = false;
+  // Threads answering what their passes left (Answers): Stop waits for them too.
+  int answering_ = 0;
   absl::Time next_tick_;
 
   // Waiters; guarded by waiters_mu_ (never held while calling a callback).
@@ -376,8 +386,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   uint64_t waiting_read_ctx_ = 0;
   uint64_t inflight_read_ctx_ = 0;
   std::vector<MoveWaiter> moves_;            // Loop passes only.
-  // Loop passes only: reads they released, answered after the loop is let go.
-  std::vector<ReadCallback> released_reads_;
+  Answers pass_answers_;  // Loop passes only (TakeAnswers).
   internalpb::MembershipRecord membership_;  // Apply thread only (after Start).
 
   std::thread raft_thread_;

@@ -88,7 +88,7 @@ absl::Status RaftNode::ReceiveSnapshot(const raftpb::Message& msg_snap,
     }
     applied_index_ = std::max(applied_index_.load(), kv_->AppliedIndex());
     RETURN_IF_ERROR(LoadMembership());  // The snapshot carries the membership record.
-    ReleaseReads(applied_index_.load(), /*released=*/nullptr);  // Apply thread.
+    ReleaseReads(applied_index_.load(), /*deferred=*/nullptr);  // Apply thread.
     return absl::OkStatus();
   });
 }
