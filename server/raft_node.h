@@ -172,8 +172,9 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // confirmed by the leader; then a local read is linearizable. One confirmation
   // round is in flight at a time; the reads requested meanwhile share the next one.
   // `done` runs on the apply thread or, for a barrier released by a loop pass, on the
-  // pass's thread once the pass let go of the loop (and sent the next round's
-  // heartbeats): a `done` that serves a small read right there saves a hand-off.
+  // pass's thread right after that pass (which also sent the next round's heartbeats),
+  // never inside it: a `done` that serves a small read right there saves a hand-off.
+  // The same holds for Propose's `done`.
   void ReadBarrier(absl::Time deadline, ReadCallback done, LoopPass pass = LoopPass::kRaftThread);
 
   // A consistent snapshot of the state machine as of now (Maintenance.Snapshot): a
@@ -255,9 +256,10 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   void CarryOut(Handoff handoff);
   // Runs the pass HandoffLocked claimed, then lets go of the loop.
   void RunClaimedPass();
-  // Writes applied and reads released by loop passes, answered once the pass's thread
-  // let go of the loop: answering (a gRPC write each) is not the loop's work, and the
-  // next pass (the next batch's appends, the next read round) need not wait for it.
+  // Writes applied and reads released by a loop pass, answered by its thread after the
+  // pass (after letting go of the loop if no other pass follows on that thread):
+  // answering (a gRPC write each, a small read) is not the loop's work, and the pass's
+  // messages (the next batch's appends, the next read round) need not wait for it.
   struct Answers {
     std::vector<std::pair<WriteCallback, storage::ApplyResult>> writes;
     std::vector<ReadCallback> reads;
@@ -265,7 +267,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // mu_ held by the holder of loop_busy_, about to let go: takes what its passes left
   // to answer (counted in answering_ until AnswerAfterPass returns).
   [[nodiscard]] Answers TakeAnswersLocked();
-  // Without mu_, after letting go of the loop: answers them.
+  // Without mu_, after the pass: answers them.
   void AnswerAfterPass(Answers answers);
   static void Answer(Answers answers);
   void ApplyLoop();
@@ -386,7 +388,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   uint64_t waiting_read_ctx_ = 0;
   uint64_t inflight_read_ctx_ = 0;
   std::vector<MoveWaiter> moves_;            // Loop passes only.
-  Answers pass_answers_;  // Loop passes only (TakeAnswers).
+  Answers pass_answers_;                     // Loop passes only (TakeAnswersLocked).
   internalpb::MembershipRecord membership_;  // Apply thread only (after Start).
 
   std::thread raft_thread_;
