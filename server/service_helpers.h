@@ -54,10 +54,10 @@ inline void FillHeader(const ClientServiceContext* ctx, etcdserverpb::ResponseHe
 }
 
 // A linearizable read: runs `serve` once a read barrier passed. A `small` read (one key)
-// runs on the thread that released the barrier (RaftNode::ReadBarrier: after the pass
-// that released it let go of the loop, or on the apply thread); any other on the read
-// executor, so a big read stalls neither. Handlers hold no lock, so the barrier's loop
-// pass may run on this thread (LoopPass).
+// runs on the thread that released the barrier (RaftNode::ReadBarrier: right after the
+// loop pass that released it, or on the apply thread), saving a hand-off; any other on
+// the read executor, so a big read holds up neither. Handlers hold no lock, so the
+// barrier's loop pass may run on this thread (LoopPass).
 template <typename Serve>
 void ServeAfterReadBarrier(const ClientServiceContext* ctx, grpc::CallbackServerContext* call,
                            grpc::ServerUnaryReactor* reactor, bool small, Serve serve) {
