@@ -171,10 +171,11 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   // machine has applied everything committed when the barrier was requested, as
   // confirmed by the leader; then a local read is linearizable. One confirmation
   // round is in flight at a time; the reads requested meanwhile share the next one.
-  // `done` runs on the apply thread or, for a barrier released by a loop pass, on the
-  // pass's thread right after that pass (which also sent the next round's heartbeats),
-  // never inside it: a `done` that serves a small read right there saves a hand-off.
-  // The same holds for Propose's `done`.
+  // `done(OK)` runs on the apply thread or, for a barrier released by a loop pass, on
+  // the pass's thread right after that pass (which also sent the next round's
+  // heartbeats), never inside it: a `done` that serves a small read right there saves a
+  // hand-off. The same holds for Propose's `done` with a result. Errors (timed out,
+  // stopped) may come from any of these threads or the caller's.
   void ReadBarrier(absl::Time deadline, ReadCallback done, LoopPass pass = LoopPass::kRaftThread);
 
   // A consistent snapshot of the state machine as of now (Maintenance.Snapshot): a
