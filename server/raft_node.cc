@@ -489,13 +489,13 @@ void RaftNode::RunClaimedPass() {
 }
 
 RaftNode::Answers RaftNode::TakeAnswersLocked() {
-  if (pass_answers_.writes.empty() && pass_answers_.reads.empty()) return {};
+  if (pass_answers_.empty()) return {};
   ++answering_;
   return std::exchange(pass_answers_, {});
 }
 
 void RaftNode::AnswerAfterPass(Answers answers) {
-  if (answers.writes.empty() && answers.reads.empty()) return;
+  if (answers.empty()) return;
   Answer(std::move(answers));
   bool stopping;
   {

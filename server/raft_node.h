@@ -264,6 +264,7 @@ class RaftNode final : public PeerMessageHandler, public SnapshotHandler {
   struct Answers {
     std::vector<std::pair<WriteCallback, storage::ApplyResult>> writes;
     std::vector<ReadCallback> reads;
+    bool empty() const { return writes.empty() && reads.empty(); }
   };
   // mu_ held by the holder of loop_busy_, about to let go: takes what its passes left
   // to answer (counted in answering_ until AnswerAfterPass returns).
