@@ -7,7 +7,7 @@ every server thread's CPU time and voluntary / involuntary context switches from
 /proc/<pid>/task/*/{stat,status}. Prints, per member, the totals and each thread group
 (threads of the same name, e.g. gRPC's `nexting_thread`s) divided by the requests
 completed in the window. Optionally records a `perf record -e cpu-clock` profile of the
-leader over the same window.
+leader (or a follower) over the same window.
 
   bench/thread_profile.py                               # put, 256 clients
   bench/thread_profile.py --workload get-l --clients 256
@@ -73,7 +73,9 @@ def main():
     ap.add_argument("--clients", type=int, default=256)
     ap.add_argument("--duration", type=float, default=8, help="seconds of load")
     ap.add_argument("--window", type=float, default=4, help="seconds measured, mid-run")
-    ap.add_argument("--perf-out", help="also perf-record the leader into this file")
+    ap.add_argument("--perf-out", help="also perf-record one member into this file")
+    ap.add_argument("--perf-member", choices=["leader", "follower"], default="leader",
+                    help="which member --perf-out records")
     ap.add_argument("--workdir", default=None)
     opts = ap.parse_args()
     skip = (opts.duration - opts.window) / 2
@@ -99,10 +101,11 @@ def main():
         time.sleep(skip)
         before = [snapshot(pid) for pid in cluster.pids]
         perf = None
+        profiled = leader if opts.perf_member == "leader" else (leader + 1) % len(cluster.pids)
         if opts.perf_out:
             perf = subprocess.Popen(
                 ["perf", "record", "-e", "cpu-clock", "-F", "1000", "--call-graph", "dwarf,16384",
-                 "-o", opts.perf_out, "-p", str(cluster.pids[leader]), "--",
+                 "-o", opts.perf_out, "-p", str(cluster.pids[profiled]), "--",
                  "sleep", str(opts.window)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(opts.window)

@@ -192,12 +192,12 @@ absl::Status KvStore::ApplyOne(const ApplyEntry& entry, State* st, mvcc::BatchVi
     }
   }
   const State saved = *st;
-  view->batch()->SetSavePoint();
+  view->SetSavePoint();
   RETURN_IF_ERROR(ExecuteRequest(req, st, view, result));
   if (result->status.ok()) {
-    RETURN_IF_ERROR(FromRocks(view->batch()->PopSavePoint(), "pop save point"));
+    RETURN_IF_ERROR(view->PopSavePoint());
   } else {
-    RETURN_IF_ERROR(FromRocks(view->batch()->RollbackToSavePoint(), "rollback"));
+    RETURN_IF_ERROR(view->RollbackToSavePoint());
     *st = saved;
     result->events.clear();
     result->response.Clear();

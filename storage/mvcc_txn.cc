@@ -36,7 +36,7 @@ std::string LeaseAttachPrefix(int64_t id) {
 }
 
 absl::Status WriteTxn::BatchPut(Cf cf, const std::string& key, const std::string& value) {
-  return FromRocks(view_->batch()->Put(view_->handle(cf), key, value), "batch put");
+  return view_->Put(cf, key, value);
 }
 
 absl::Status WriteTxn::BatchDelete(Cf cf, const std::string& key) {

@@ -49,6 +49,12 @@ class SnapshotView final : public MvccView {
   const rocksdb::Snapshot* snapshot_;
 };
 
+// Writes go through Put() (or batch() for deletes and meta records). The batch's
+// index is a skip list that costs about as much per record as the memtable insert
+// itself, so Put() indexes only what the apply path reads back: "events" records are
+// never read through a BatchView and are appended unindexed; "history" records are
+// appended unindexed too and indexed only when a read of "history" comes (a txn's
+// range at an older revision, rare), before that read (IndexPendingHistory).
 class BatchView final : public MvccView {
  public:
   BatchView(rocksdb::DB* db, const CfHandles& cfs, rocksdb::WriteBatchWithIndex* batch)
@@ -56,13 +62,25 @@ class BatchView final : public MvccView {
   absl::StatusOr<bool> Get(Cf cf, std::string_view key, std::string* value) override;
   std::unique_ptr<rocksdb::Iterator> NewIterator(Cf cf, std::string upper_bound) override;
 
+  [[nodiscard]] absl::Status Put(Cf cf, std::string_view key, std::string_view value);
+  // The batch's save points, through the view: a rollback re-indexes the whole batch.
+  void SetSavePoint() { batch_->SetSavePoint(); }
+  [[nodiscard]] absl::Status PopSavePoint();
+  [[nodiscard]] absl::Status RollbackToSavePoint();
+
   rocksdb::WriteBatchWithIndex* batch() { return batch_; }
   rocksdb::ColumnFamilyHandle* handle(Cf cf) const { return cfs_[static_cast<int>(cf)]; }
 
  private:
+  // Re-puts, indexed, the "history" records appended unindexed since the last call
+  // (the duplicates carry the same values, later in the batch: the result is equal).
+  [[nodiscard]] absl::Status IndexPendingHistory();
+
   rocksdb::DB* db_;
   CfHandles cfs_;
   rocksdb::WriteBatchWithIndex* batch_;
+  bool history_pending_ = false;  // Unindexed "history" records in the batch.
+  uint32_t history_scanned_ = 0;  // Batch records before this one hold none of them.
 };
 
 // RocksDB status -> absl::Status (corruption -> kDataLoss).
