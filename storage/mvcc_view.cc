@@ -70,7 +70,9 @@ absl::Status BatchView::Put(Cf cf, std::string_view key, std::string_view value)
   return FromRocks(batch_->GetWriteBatch()->Put(handle(cf), k, v), "batch put");
 }
 
-absl::Status BatchView::PopSavePoint() { return FromRocks(batch_->PopSavePoint(), "pop save point"); }
+absl::Status BatchView::PopSavePoint() {
+  return FromRocks(batch_->PopSavePoint(), "pop save point");
+}
 
 absl::Status BatchView::RollbackToSavePoint() {
   RETURN_IF_ERROR(FromRocks(batch_->RollbackToSavePoint(), "rollback"));
@@ -90,7 +92,8 @@ absl::Status BatchView::IndexPendingHistory() {
     std::vector<std::pair<std::string, std::optional<std::string>>> records;
     rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key,
                           const rocksdb::Slice& value) override {
-      if (seen++ >= from && cf == history_id) records.emplace_back(key.ToString(), value.ToString());
+      if (seen++ >= from && cf == history_id)
+        records.emplace_back(key.ToString(), value.ToString());
       return rocksdb::Status::OK();
     }
     rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
