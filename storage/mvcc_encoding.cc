@@ -8,6 +8,7 @@ namespace {
 constexpr char kPutTag = 'P';
 constexpr char kCurrentTag = 'C';
 constexpr char kTombstoneTag = 'D';
+constexpr char kSupersededPutTag = 'S';  // Event log only.
 
 void AppendVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -168,13 +169,34 @@ std::string EventLogRecord(mvccpb::Event::EventType type, std::string_view user_
   return out;
 }
 
+std::string SupersededPutEventRecord(std::string_view user_key, std::string_view put_record) {
+  std::string out(1, kSupersededPutTag);
+  AppendVarint(&out, user_key.size());
+  out.append(user_key);
+  out.append(put_record);
+  return out;
+}
+
 absl::Status ParseEventLog(std::string_view key, std::string_view record, EventLogEntry* out) {
-  if (key.size() != 12 || record.empty() || (record[0] != kPutTag && record[0] != kTombstoneTag)) {
-    return absl::DataLossError("mvcc: malformed event log entry");
-  }
+  const absl::Status malformed = absl::DataLossError("mvcc: malformed event log entry");
+  if (key.size() != 12 || record.empty()) return malformed;
   out->revision = static_cast<int64_t>(DecodeBigEndian64(key));
-  out->type = record[0] == kPutTag ? mvccpb::Event::PUT : mvccpb::Event::DELETE;
-  out->user_key = record.substr(1);
+  const char tag = record[0];
+  record.remove_prefix(1);
+  out->put_record = {};
+  if (tag == kPutTag || tag == kTombstoneTag) {
+    out->type = tag == kPutTag ? mvccpb::Event::PUT : mvccpb::Event::DELETE;
+    out->user_key = record;
+    return absl::OkStatus();
+  }
+  uint64_t key_size = 0;
+  if (tag != kSupersededPutTag || !ReadVarint(&record, &key_size) || key_size >= record.size() ||
+      record[key_size] != kPutTag) {
+    return malformed;
+  }
+  out->type = mvccpb::Event::PUT;
+  out->user_key = record.substr(0, key_size);
+  out->put_record = record.substr(key_size);
   return absl::OkStatus();
 }
 

@@ -37,6 +37,11 @@
 // Event log keys ("events" family): BigEndian64(revision) + BigEndian32(position of the
 // event within its revision) -> 'P' or 'D' + user key. All events in revision order,
 // and within a revision in the order the request made them (what watchers replay).
+// One exception: 'S' varint(key size) + user key + the put's full 'P' record, for a put
+// superseded within its own revision. History has one record per key and revision, so
+// when a txn puts a key and a later op of the same txn deletes it (etcd allows that
+// across sibling nested txns: sub-revisions), the revision's history record is the
+// tombstone and the put's value lives only here.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -90,10 +95,14 @@ void EncodeCurrentMarker(const mvccpb::KeyValue& kv, std::string* out);
 // The event log (see above).
 [[nodiscard]] std::string EventLogKey(int64_t revision, uint32_t position);
 [[nodiscard]] std::string EventLogRecord(mvccpb::Event::EventType type, std::string_view user_key);
+// The 'S' entry of a put superseded within its own revision (see above).
+[[nodiscard]] std::string SupersededPutEventRecord(std::string_view user_key,
+                                                   std::string_view put_record);
 struct EventLogEntry {
   int64_t revision = 0;
   mvccpb::Event::EventType type = mvccpb::Event::PUT;
-  std::string_view user_key;  // Points into the parsed record.
+  std::string_view user_key;    // Points into the parsed record.
+  std::string_view put_record;  // 'S' only: the put's 'P' record (else empty).
 };
 [[nodiscard]] absl::Status ParseEventLog(std::string_view key, std::string_view record,
                                          EventLogEntry* out);

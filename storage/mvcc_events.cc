@@ -1,6 +1,7 @@
 #include "storage/mvcc_events.h"
 
 #include <string>
+#include <vector>
 
 #include "common/status_macros.h"
 #include "storage/mvcc_encoding.h"
@@ -11,10 +12,12 @@ namespace {
 std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
 // Fills `ev` with the event of `key` at `rev` from the history family (a current
-// version's value from "kv", through the decoder).
+// version's value from "kv", through the decoder). `put_record`: the put's own record
+// when the event log holds it ('S', mvcc_encoding.h). `earlier_in_rev`: a put of the key
+// earlier in the same revision, which is then the event's previous version.
 absl::Status LoadEvent(rocksdb::Iterator* hist, HistoryDecoder* decoder, std::string_view key,
-                       int64_t rev, mvccpb::Event::EventType type, bool prev_kv,
-                       mvccpb::Event* ev) {
+                       int64_t rev, mvccpb::Event::EventType type, std::string_view put_record,
+                       const mvccpb::KeyValue* earlier_in_rev, bool prev_kv, mvccpb::Event* ev) {
   ev->set_type(type);
   mvccpb::KeyValue* kv = ev->mutable_kv();
   hist->Seek(HistoryKey(key, rev));
@@ -25,7 +28,13 @@ absl::Status LoadEvent(rocksdb::Iterator* hist, HistoryDecoder* decoder, std::st
     RETURN_IF_ERROR(ParseHistoryKey(View(hist->key()), &found_key, &found_rev));
     at_rev = found_key == key && found_rev == rev;
   }
-  if (type == mvccpb::Event::PUT) {
+  if (!put_record.empty()) {
+    RecordType record_type = RecordType::kPut;
+    RETURN_IF_ERROR(DecodeRecord(put_record, kv, &record_type));
+    if (record_type != RecordType::kPut || kv->mod_revision() != rev) {
+      return absl::DataLossError("mvcc: a superseded put's event log record is not its version");
+    }
+  } else if (type == mvccpb::Event::PUT) {
     if (!at_rev) {
       RETURN_IF_ERROR(FromRocks(hist->status(), "read history"));
       return absl::DataLossError("mvcc: the event log names a version that history lacks");
@@ -38,6 +47,10 @@ absl::Status LoadEvent(rocksdb::Iterator* hist, HistoryDecoder* decoder, std::st
   }
   kv->set_key(key.data(), key.size());
   if (!prev_kv) return FromRocks(hist->status(), "read history");
+  if (earlier_in_rev != nullptr) {
+    *ev->mutable_prev_kv() = *earlier_in_rev;
+    return FromRocks(hist->status(), "read history");
+  }
   // A delete's tombstone at the compaction point itself is gone; then the seek already
   // stands on what is older (or on another key).
   if (at_rev) hist->Next();
@@ -56,15 +69,35 @@ absl::Status LoadEvent(rocksdb::Iterator* hist, HistoryDecoder* decoder, std::st
   return FromRocks(hist->status(), "read history");
 }
 
+// The 'S' entry (a put superseded within its revision) of `key` at `rev`, if any; its
+// record is copied into *put_record.
+absl::StatusOr<bool> FindSupersededPut(MvccView& view, std::string_view key, int64_t rev,
+                                       std::string* put_record) {
+  auto log = view.NewIterator(Cf::kEvents, EventLogKey(rev + 1, 0));
+  for (log->Seek(EventLogKey(rev, 0)); log->Valid(); log->Next()) {
+    EventLogEntry entry;
+    RETURN_IF_ERROR(ParseEventLog(View(log->key()), View(log->value()), &entry));
+    if (entry.revision != rev) break;
+    if (!entry.put_record.empty() && entry.user_key == key) {
+      put_record->assign(entry.put_record);
+      return true;
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(log->status(), "scan event log"));
+  return false;
+}
+
 // One key: its versions with from_rev <= revision <= to_rev, oldest first. Versions
 // sort newest first, so this walks backwards from the oldest one at or above from_rev.
+// A tombstone may hide a put of the same revision (the 'S' entries of the event log):
+// that put's event comes first, and is the delete's previous version.
 absl::Status ReadKeyEvents(MvccView& view, const std::string& key, int64_t from_rev, int64_t to_rev,
                            bool prev_kv, const EventReadLimits& limits, EventsChunk* out) {
   auto versions = view.NewIterator(Cf::kHistory, HistoryKeyAfterAllVersions(key));
   auto hist = view.NewIterator(Cf::kHistory, "");
   HistoryDecoder decoder(view);
   size_t bytes = 0;
-  std::string user_key;
+  std::string user_key, put_record;
   int64_t rev = 0;
   for (versions->SeekForPrev(HistoryKey(key, from_rev)); versions->Valid(); versions->Prev()) {
     RETURN_IF_ERROR(ParseHistoryKey(View(versions->key()), &user_key, &rev));
@@ -74,10 +107,23 @@ absl::Status ReadKeyEvents(MvccView& view, const std::string& key, int64_t from_
       return FromRocks(versions->status(), "scan history");
     }
     const bool live = !IsTombstone(View(versions->value()));
-    mvccpb::Event& ev = out->events.emplace_back();
+    const mvccpb::KeyValue* earlier_in_rev = nullptr;
+    if (!live) {
+      ASSIGN_OR_RETURN(bool superseded, FindSupersededPut(view, key, rev, &put_record));
+      if (superseded) {
+        mvccpb::Event& put = out->events.emplace_back();
+        RETURN_IF_ERROR(LoadEvent(hist.get(), &decoder, key, rev, mvccpb::Event::PUT, put_record,
+                                  nullptr, prev_kv, &put));
+        bytes += EventBytes(put);
+        earlier_in_rev = &put.kv();
+      }
+    }
+    mvccpb::Event ev;
     RETURN_IF_ERROR(LoadEvent(hist.get(), &decoder, key, rev,
-                              live ? mvccpb::Event::PUT : mvccpb::Event::DELETE, prev_kv, &ev));
+                              live ? mvccpb::Event::PUT : mvccpb::Event::DELETE, {}, earlier_in_rev,
+                              prev_kv, &ev));
     bytes += EventBytes(ev);
+    out->events.push_back(std::move(ev));
   }
   RETURN_IF_ERROR(FromRocks(versions->status(), "scan history"));
   out->next_rev = to_rev + 1;
@@ -94,6 +140,9 @@ absl::Status ReadIntervalEvents(MvccView& view, const KeyInterval& iv, int64_t f
   size_t bytes = 0, scanned = 0;
   int64_t current_rev = 0;
   std::string key;
+  // The superseded puts ('S') of the current revision: each is its key's next event's
+  // previous version. Indices into out->events.
+  std::vector<size_t> superseded_in_rev;
   for (log->Seek(EventLogKey(from_rev, 0)); log->Valid(); log->Next()) {
     EventLogEntry entry;
     RETURN_IF_ERROR(ParseEventLog(View(log->key()), View(log->value()), &entry));
@@ -104,13 +153,21 @@ absl::Status ReadIntervalEvents(MvccView& view, const KeyInterval& iv, int64_t f
         return FromRocks(log->status(), "scan event log");
       }
       current_rev = entry.revision;
+      superseded_in_rev.clear();
     }
     ++scanned;
     key.assign(entry.user_key);
     if (!iv.Contains(key)) continue;
-    mvccpb::Event& ev = out->events.emplace_back();
-    RETURN_IF_ERROR(LoadEvent(hist.get(), &decoder, key, entry.revision, entry.type, prev_kv, &ev));
+    const mvccpb::KeyValue* earlier_in_rev = nullptr;
+    for (size_t i : superseded_in_rev) {
+      if (out->events[i].kv().key() == key) earlier_in_rev = &out->events[i].kv();
+    }
+    mvccpb::Event ev;
+    RETURN_IF_ERROR(LoadEvent(hist.get(), &decoder, key, entry.revision, entry.type,
+                              entry.put_record, earlier_in_rev, prev_kv, &ev));
     bytes += EventBytes(ev);
+    if (!entry.put_record.empty()) superseded_in_rev.push_back(out->events.size());
+    out->events.push_back(std::move(ev));
   }
   RETURN_IF_ERROR(FromRocks(log->status(), "scan event log"));
   out->next_rev = to_rev + 1;

@@ -57,10 +57,23 @@ absl::StatusOr<bool> WriteTxn::LeaseExists(int64_t id) {
 // `prev` (the key's current version, just read from "kv") stops being current: its
 // history record becomes the full record, replacing the 'C' marker, in this batch
 // (mvcc_encoding.h). The marker is always there: compaction keeps a key's newest version.
+// A version put earlier in this same revision (a txn's put, then its delete in a later
+// sibling nested txn) shares its history key with what replaces it, so its full record
+// goes into its event log entry instead ('S').
 absl::Status WriteTxn::Supersede(const mvccpb::KeyValue& prev) {
   std::string record;
   EncodePutRecord(prev, &record);
-  return BatchPut(Cf::kHistory, HistoryKey(prev.key(), prev.mod_revision()), record);
+  if (prev.mod_revision() != Rev()) {
+    return BatchPut(Cf::kHistory, HistoryKey(prev.key(), prev.mod_revision()), record);
+  }
+  for (size_t pos = events_.size(); pos-- > 0;) {
+    const mvccpb::Event& ev = events_[pos];
+    if (ev.type() == mvccpb::Event::PUT && ev.kv().key() == prev.key()) {
+      return BatchPut(Cf::kEvents, EventLogKey(Rev(), static_cast<uint32_t>(pos)),
+                      SupersededPutEventRecord(prev.key(), record));
+    }
+  }
+  return absl::InternalError("mvcc: a version of this revision without its put event");
 }
 
 absl::Status WriteTxn::WritePut(const std::string& key, const std::string& value, int64_t lease,

@@ -125,6 +125,42 @@ TEST_F(KvEventsTest, ReplayEqualsLiveEventsInRequestOrder) {
   EXPECT_EQ(dels[0].prev_kv().value(), "2");
 }
 
+// etcd accepts a txn that puts a key in one nested txn and deletes it in a later sibling
+// (its duplicate-key check only looks back at earlier deletes): both events share one
+// revision, and the delete's previous version is that put. History holds one record per
+// key and revision (the tombstone), so the put's value must come from the event log.
+TEST_F(KvEventsTest, PutThenDeleteInOneRevisionReplays) {
+  Apply(PutReq("k", "old"));  // rev 2
+  internalpb::Request txn;
+  auto* first = txn.mutable_txn()->add_success()->mutable_request_txn();
+  auto* put = first->add_success()->mutable_request_put();
+  put->set_key("k");
+  put->set_value("new");
+  auto* second = txn.mutable_txn()->add_success()->mutable_request_txn();
+  second->add_success()->mutable_request_delete_range()->set_key("k");
+  Apply(txn);                  // rev 3: PUT k=new, then DELETE k (prev: new)
+  Apply(PutReq("k", "last"));  // rev 4
+  ASSERT_EQ(live_.size(), 4u);
+  ASSERT_EQ(live_[2].type(), mvccpb::Event::DELETE);
+  ASSERT_EQ(live_[2].prev_kv().value(), "new");
+  for (const auto& iv : {KeyInterval::From("k", ""), KeyInterval::From("a", "z")}) {
+    SCOPED_TRACE(iv.single ? "single key" : "interval");
+    for (int64_t from : {1, 3}) {
+      ExpectSameEvents(ReadAll(h_.store(), iv, from, /*prev_kv=*/true),
+                       Without(live_, false, iv, from));
+      ExpectSameEvents(ReadAll(h_.store(), iv, from, /*prev_kv=*/false),
+                       Without(live_, true, iv, from));
+    }
+  }
+  // At revision 3 the key is deleted (etcd: the tombstone is the revision's last word).
+  etcdserverpb::RangeRequest at3;
+  at3.set_key("k");
+  at3.set_revision(3);
+  auto got = h_.store().Range(at3);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->kvs_size(), 0);
+}
+
 TEST_F(KvEventsTest, FromTheFutureIsEmpty) {
   Apply(PutReq("k", "v"));
   auto chunk = h_.store().ReadEvents(KeyInterval::From("k", ""), 10, false, {});
