@@ -29,8 +29,10 @@
 //   "events":  BE64(revision) + BE32(position) -> 'P'/'D' + user key: the event log, in
 //              revision order, so a watcher can replay a whole interval from an old
 //              revision without scanning every key's history, in the order etcd sends
-//              events (mvcc_events.h). One small extra record per event; compaction
-//              drops the log below the compaction point with one range delete.
+//              events (mvcc_events.h); a put superseded within its own revision
+//              keeps its record here ('S', mvcc_encoding.h). One small extra record
+//              per event; compaction drops the log below the compaction point with
+//              one range delete.
 //              "m/events_from" is the first revision the log covers (a data dir made
 //              before the log existed covers only what was written after).
 //
