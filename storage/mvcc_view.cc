@@ -84,7 +84,9 @@ absl::Status BatchView::RollbackToSavePoint() {
 
 absl::Status BatchView::IndexPendingHistory() {
   if (!history_pending_) return absl::OkStatus();
-  // Collects the history records at or after `from` (counted in batch order).
+  // Collects the history records at or after `from` (counted in batch order). Apply
+  // batches hold Put and Delete records only; any other kind fails the scan (the
+  // Handler's defaults), so a miscount cannot go unnoticed.
   struct Collector : rocksdb::WriteBatch::Handler {
     uint32_t history_id = 0;
     uint32_t from = 0;
