@@ -85,8 +85,8 @@ absl::Status BatchView::RollbackToSavePoint() {
 absl::Status BatchView::IndexPendingHistory() {
   if (!history_pending_) return absl::OkStatus();
   // Collects the history records at or after `from` (counted in batch order). Apply
-  // batches hold Put and Delete records only; any other kind fails the scan (the
-  // Handler's defaults), so a miscount cannot go unnoticed.
+  // batches hold Put and Delete records only; any other kind fails the scan, so a
+  // miscount cannot go unnoticed.
   struct Collector : rocksdb::WriteBatch::Handler {
     uint32_t history_id = 0;
     uint32_t from = 0;
@@ -101,6 +101,16 @@ absl::Status BatchView::IndexPendingHistory() {
     rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
       if (seen++ >= from && cf == history_id) records.emplace_back(key.ToString(), std::nullopt);
       return rocksdb::Status::OK();
+    }
+    rocksdb::Status SingleDeleteCF(uint32_t, const rocksdb::Slice&) override { return Other(); }
+    rocksdb::Status DeleteRangeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      return Other();
+    }
+    rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      return Other();
+    }
+    static rocksdb::Status Other() {
+      return rocksdb::Status::NotSupported("an apply batch record other than put or delete");
     }
   } collector;
   collector.history_id = handle(Cf::kHistory)->GetID();
