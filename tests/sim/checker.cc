@@ -84,10 +84,10 @@ uint64_t Checker::Coverage(const LogView& log) const {
 }
 
 absl::Status Checker::OnLeader(uint64_t id, uint64_t term, const LogView& log) {
-  auto [it, inserted] = leader_of_term_.emplace(term, id);
-  if (!inserted && it->second != id) {
+  auto [it, inserted] = leader_of_term_.emplace(term, TermLeader{id, false});
+  if (!inserted && it->second.id != id) {
     return Violation("election safety (one leader per term)",
-                     absl::StrCat("nodes ", it->second, " and ", id, " both lead term ", term));
+                     absl::StrCat("nodes ", it->second.id, " and ", id, " both lead term ", term));
   }
   if (!inserted) return absl::OkStatus();
   const uint64_t covered = Coverage(log);
@@ -99,6 +99,17 @@ absl::Status Checker::OnLeader(uint64_t id, uint64_t term, const LogView& log) {
                      history_[covered + 1].term, "); committed index is ", committed_index()));
   }
   return absl::OkStatus();
+}
+
+void Checker::OnLeaderActs(uint64_t id, uint64_t term) {
+  auto it = leader_of_term_.find(term);
+  if (it != leader_of_term_.end() && it->second.id == id) it->second.acted = true;
+}
+
+void Checker::OnCrash(uint64_t id) {
+  for (auto it = leader_of_term_.begin(); it != leader_of_term_.end();) {
+    it = it->second.id == id && !it->second.acted ? leader_of_term_.erase(it) : std::next(it);
+  }
 }
 
 absl::Status Checker::OnPersist(uint64_t id, std::optional<uint64_t> prev_term,

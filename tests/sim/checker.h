@@ -7,7 +7,14 @@
 // some node applied (an entry applied anywhere is committed), with its hash chain.
 //
 // Properties:
-//  - Election safety: at most one leader per term, over the whole run.
+//  - Election safety: at most one leader per term, over the whole run. A leadership
+//    counts from when it could have had an effect: once its term is on the leader's
+//    disk or it has sent a message as leader. A lone voter wins its election within one
+//    Ready, before its new term and self-vote are persisted; if it crashes before that
+//    write it restarts in the old term, its leadership gone without a trace (it sent
+//    nothing: raft holds a leader's messages until its term is durable), and its
+//    forgotten vote may elect another node in that term. Two leaders of one term alive
+//    at once are a violation either way.
 //  - Leader completeness: a new leader's log holds every entry committed so far.
 //  - Log matching: two logs with an entry of the same index and term agree on that entry
 //    and on the term of the entry before it (so, by induction, on the whole prefix).
@@ -54,6 +61,10 @@ class Checker {
 
   // `id` is leader of `term`; `log` is its log at that moment (election time).
   [[nodiscard]] absl::Status OnLeader(uint64_t id, uint64_t term, const LogView& log);
+  // `id`, leader of `term`, persisted a Ready (so its term is durable) or sends a message.
+  void OnLeaderActs(uint64_t id, uint64_t term);
+  // `id` crashed: its leaderships that never acted are forgotten (see election safety).
+  void OnCrash(uint64_t id);
   // `id` persists `entries`; `prev_term` is the term of the entry before them if known.
   [[nodiscard]] absl::Status OnPersist(uint64_t id, std::optional<uint64_t> prev_term,
                                        const std::vector<raftpb::Entry>& entries);
@@ -96,7 +107,11 @@ class Checker {
 
   std::vector<HistoryEntry> history_;                // [0] is the empty prefix.
   std::map<uint64_t, raftpb::ConfState> config_at_;  // History index -> membership after.
-  std::map<uint64_t, uint64_t> leader_of_term_;
+  struct TermLeader {
+    uint64_t id = 0;
+    bool acted = false;  // Its term reached its disk, or it sent a message as leader.
+  };
+  std::map<uint64_t, TermLeader> leader_of_term_;
   struct SeenEntry {
     std::optional<uint64_t> prev_term;
     uint64_t entry_hash = 0;

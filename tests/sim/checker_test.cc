@@ -42,6 +42,26 @@ TEST(CheckerTest, ElectionSafetyRejectsTwoLeadersInOneTerm) {
   EXPECT_TRUE(IsViolationOf(checker.OnLeader(3, 5, LogView{&storage}), "election safety"));
 }
 
+TEST(CheckerTest, ElectionSafetyForgetsALeadershipThatCrashedBeforeActing) {
+  Checker checker({1});
+  raft::MemoryStorage storage;
+  // A lone voter wins term 8 and crashes before its new term reaches its disk: it
+  // restarts in term 7 and may vote another node in as leader of term 8.
+  ASSERT_TRUE(checker.OnLeader(1, 8, LogView{&storage}).ok());
+  checker.OnCrash(1);
+  EXPECT_TRUE(checker.OnLeader(2, 8, LogView{&storage}).ok());
+  // Once a leadership acted (term durable or a message sent), a crash does not undo it.
+  checker.OnLeaderActs(2, 8);
+  checker.OnCrash(2);
+  EXPECT_TRUE(IsViolationOf(checker.OnLeader(1, 8, LogView{&storage}), "election safety"));
+  // Two leaders of one term alive at once, neither having acted yet: still a violation.
+  ASSERT_TRUE(checker.OnLeader(1, 9, LogView{&storage}).ok());
+  EXPECT_TRUE(IsViolationOf(checker.OnLeader(2, 9, LogView{&storage}), "election safety"));
+  // A crash forgets only that node's leaderships.
+  checker.OnCrash(2);
+  EXPECT_TRUE(IsViolationOf(checker.OnLeader(3, 9, LogView{&storage}), "election safety"));
+}
+
 TEST(CheckerTest, LeaderCompletenessRejectsLeaderMissingCommittedEntry) {
   Checker checker({1, 2, 3});
   const std::vector<raftpb::Entry> log = {MakeEntry(1, 1, "a"), MakeEntry(2, 1, "b"),

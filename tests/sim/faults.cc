@@ -22,7 +22,7 @@ absl::Status Simulator::InjectFaults() {
   if (rng_.Chance(profile_.crash_per_step)) CrashRandomNode();
   for (SimNode* node : UpNodes()) {
     if (node->crash_at_tick != 0 && node->crash_at_tick <= now_) {
-      node->Crash();
+      node->Crash(*this);
       node->crash_at_tick = 0;
       node->down_until_tick = now_ + rng_.Range(1, profile_.down_ticks_max);
       ++stats_.crashes;
@@ -55,7 +55,7 @@ void Simulator::CrashRandomNode() {
   if (up.empty()) return;
   SimNode* leader = Leader();
   SimNode* victim = leader != nullptr && rng_.Chance(0.5) ? leader : rng_.Pick(up);
-  victim->Crash();
+  victim->Crash(*this);
   victim->down_until_tick = now_ + rng_.Range(1, profile_.down_ticks_max);
   ++stats_.crashes;
   if (options_.verbose) {
@@ -249,7 +249,7 @@ void Simulator::RetireRemovedNodes() {
         !node->joined && node->created_tick > 0 && now_ > node->created_tick + kOrphanTicks;
     if ((node->joined && members_caught_up) || orphan) {
       node->removed = true;
-      node->Crash();
+      node->Crash(*this);
       if (options_.verbose) {
         Trace(absl::StrCat("node ", id, orphan ? " never joined; dropped" : " removed; stops"));
       }

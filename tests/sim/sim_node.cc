@@ -73,7 +73,8 @@ absl::Status SimNode::Start(raft::Config config, NodeEnv& env) {
   return absl::OkStatus();
 }
 
-void SimNode::Crash() {
+void SimNode::Crash(NodeEnv& env) {
+  env.checker().OnCrash(id_);
   raw_.reset();
   crash_at_tick = 0;
   in_flight_.reset();
@@ -106,6 +107,9 @@ absl::Status SimNode::BeginReady(NodeEnv& env) {
       RETURN_IF_ERROR(env.checker().OnLeader(id_, term_, view));
     }
   }
+  if (role_ == raft::Role::kLeader && !ready.messages.empty()) {
+    env.checker().OnLeaderActs(id_, term_);
+  }
   for (const raftpb::Message& m : ready.messages) env.Send(incarnation_, m);
 
   const bool writes =
@@ -115,7 +119,7 @@ absl::Status SimNode::BeginReady(NodeEnv& env) {
       env.Trace(absl::StrCat("node ", id_, " CRASHES after sending, before persisting ",
                              ready.entries.size(), " entries"));
     }
-    Crash();
+    Crash(env);
     return absl::OkStatus();
   }
   in_flight_ = std::move(ready);
@@ -156,12 +160,14 @@ absl::Status SimNode::CompleteWrite(NodeEnv& env) {
   KEEL_CHECK(up() && in_flight_.has_value());
   raft::Ready& ready = *in_flight_;
   RETURN_IF_ERROR(Persist(env, ready));
+  // Readys are persisted in order: this one's term (the leader's) is on disk now.
+  if (role_ == raft::Role::kLeader) env.checker().OnLeaderActs(id_, term_);
   if (env.rng().Chance(env.node_faults().crash_after_persist)) {
     if (env.verbose()) {
       env.Trace(absl::StrCat("node ", id_, " CRASHES after persisting, before sending ",
                              ready.messages_after_persist.size(), " messages"));
     }
-    Crash();
+    Crash(env);
     return absl::OkStatus();
   }
   for (const raftpb::Message& m : ready.messages_after_persist) env.Send(incarnation_, m);

@@ -64,7 +64,7 @@ class SimNode {
   // and the state machine restored from the snapshot data.
   [[nodiscard]] absl::Status Start(raft::Config config, NodeEnv& env);
   // Loses everything that is not in storage.
-  void Crash();
+  void Crash(NodeEnv& env);
 
   // Takes a Ready and sends its `messages`; may crash (crash_after_send) or complete the
   // write at once (zero disk latency).
