@@ -298,9 +298,11 @@ void RunSeed(uint64_t seed, int64_t ops) {
   ASSERT_EQ(got->kvs_size(), static_cast<int>(live.size()));
 }
 
+// The default (~15 s) is sized to catch rare request shapes: 12 seeds of 2,000 ops missed
+// a txn's put and delete of one key in one revision that 30 of 4,000 find (seed 21).
 TEST(KvModelTest, RandomOperationsMatchTheModel) {
-  const int64_t seeds = EnvInt("KEEL_KV_MODEL_SEEDS", 12);
-  const int64_t ops = EnvInt("KEEL_KV_MODEL_OPS", 2000);
+  const int64_t seeds = EnvInt("KEEL_KV_MODEL_SEEDS", 30);
+  const int64_t ops = EnvInt("KEEL_KV_MODEL_OPS", 4000);
   const int64_t first = EnvInt("KEEL_KV_MODEL_FIRST_SEED", 1);
   for (int64_t s = first; s < first + seeds && !::testing::Test::HasFailure(); ++s) {
     RunSeed(static_cast<uint64_t>(s), ops);
