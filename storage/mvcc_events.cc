@@ -1,5 +1,6 @@
 #include "storage/mvcc_events.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -70,10 +71,9 @@ absl::Status LoadEvent(rocksdb::Iterator* hist, HistoryDecoder* decoder, std::st
 }
 
 // The 'S' entry (a put superseded within its revision) of `key` at `rev`, if any; its
-// record is copied into *put_record.
-absl::StatusOr<bool> FindSupersededPut(MvccView& view, std::string_view key, int64_t rev,
+// record is copied into *put_record. `log` iterates the event log.
+absl::StatusOr<bool> FindSupersededPut(rocksdb::Iterator* log, std::string_view key, int64_t rev,
                                        std::string* put_record) {
-  auto log = view.NewIterator(Cf::kEvents, EventLogKey(rev + 1, 0));
   for (log->Seek(EventLogKey(rev, 0)); log->Valid(); log->Next()) {
     EventLogEntry entry;
     RETURN_IF_ERROR(ParseEventLog(View(log->key()), View(log->value()), &entry));
@@ -95,6 +95,7 @@ absl::Status ReadKeyEvents(MvccView& view, const std::string& key, int64_t from_
                            bool prev_kv, const EventReadLimits& limits, EventsChunk* out) {
   auto versions = view.NewIterator(Cf::kHistory, HistoryKeyAfterAllVersions(key));
   auto hist = view.NewIterator(Cf::kHistory, "");
+  std::unique_ptr<rocksdb::Iterator> log;  // The event log, opened at the first tombstone.
   HistoryDecoder decoder(view);
   size_t bytes = 0;
   std::string user_key, put_record;
@@ -109,7 +110,8 @@ absl::Status ReadKeyEvents(MvccView& view, const std::string& key, int64_t from_
     const bool live = !IsTombstone(View(versions->value()));
     const mvccpb::KeyValue* earlier_in_rev = nullptr;
     if (!live) {
-      ASSIGN_OR_RETURN(bool superseded, FindSupersededPut(view, key, rev, &put_record));
+      if (log == nullptr) log = view.NewIterator(Cf::kEvents, "");
+      ASSIGN_OR_RETURN(bool superseded, FindSupersededPut(log.get(), key, rev, &put_record));
       if (superseded) {
         mvccpb::Event& put = out->events.emplace_back();
         RETURN_IF_ERROR(LoadEvent(hist.get(), &decoder, key, rev, mvccpb::Event::PUT, put_record,
